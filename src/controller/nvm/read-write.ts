@@ -1,0 +1,68 @@
+/**
+ * Read (02h) and Write (01h) — NVM Command Set Specification 1.1 §3.2.4 / §3.2.6.
+ *
+ * Data moves directly between the namespace's `BlockStore` and the guest-memory segments of the data
+ * pointer. A Write completes only after its data is in the store; with the volatile write cache
+ * disabled, or with FUA, it completes after the store is flushed.
+ */
+import { Status } from "../../nvme/status.ts";
+import { type NvmeController, PENDING } from "../controller.ts";
+import type { Namespace } from "../namespace.ts";
+import type { SubmissionQueue } from "../queues.ts";
+import { decodeLbaRange } from "./lba-range.ts";
+
+/** CDW12 bit 30: Force Unit Access. */
+const FUA = 1 << 30;
+
+export function read(c: NvmeController, _sq: SubmissionQueue, ns: Namespace): number {
+  const r = decodeLbaRange(c, ns);
+  if (typeof r === "number") return r;
+  const bytes = r.nlb * ns.lbaBytes;
+  if (bytes > c.mdtsBytes) return Status.InvalidField;
+  const st = c.walkDptr(bytes, true);
+  if (st !== Status.Success) return st;
+  const w = c.walker;
+  let pos = r.slba * ns.lbaBytes;
+  for (let i = 0; i < w.count; i++) {
+    const off = w.offsets[i]!;
+    const len = w.lengths[i]!;
+    ns.store.read(pos, w.regions[i]!.bytes.subarray(off, off + len));
+    c.dma.logWrite(w.iovas[i]!, len);
+    pos += len;
+  }
+  c.stats.hostReadCommands++;
+  c.stats.dataUnitsReadBytes += bytes;
+  return Status.Success;
+}
+
+export function write(c: NvmeController, sq: SubmissionQueue, ns: Namespace): number {
+  const r = decodeLbaRange(c, ns);
+  if (typeof r === "number") return r;
+  const bytes = r.nlb * ns.lbaBytes;
+  if (bytes > c.mdtsBytes) return Status.InvalidField;
+  const st = c.walkDptr(bytes, false);
+  if (st !== Status.Success) return st;
+  const w = c.walker;
+  let pos = r.slba * ns.lbaBytes;
+  for (let i = 0; i < w.count; i++) {
+    const off = w.offsets[i]!;
+    ns.store.write(pos, w.regions[i]!.bytes.subarray(off, off + w.lengths[i]!));
+    pos += w.lengths[i]!;
+  }
+  c.stats.hostWriteCommands++;
+  c.stats.dataUnitsWrittenBytes += bytes;
+  c.lbaWritten(ns.nsid, r.slba, r.nlb, false);
+  const fua = (c.sqe.getUint32(48, true) & FUA) !== 0;
+  if (fua || (c.features.volatileWriteCache & 1) === 0) return completeAfterFlush(c, sq, ns);
+  return Status.Success;
+}
+
+/** Completes the current command once `ns.store.flush()` resolves. */
+export function completeAfterFlush(c: NvmeController, sq: SubmissionQueue, ns: Namespace): number {
+  const cid = c.sqe.getUint16(2, true);
+  ns.store.flush().then(
+    () => c.completeLater(sq, cid, Status.Success),
+    () => c.completeLater(sq, cid, Status.InternalError),
+  );
+  return PENDING;
+}

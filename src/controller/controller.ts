@@ -32,6 +32,7 @@ import { AsyncEvents } from "./async-events.ts";
 import { DataPointerWalker } from "./data-pointer.ts";
 import { ControllerEvent, emitEvent } from "./events.ts";
 import { defaultFeatures, type FeatureValues } from "./features-state.ts";
+import type { FunctionStateHooks } from "./migration/controller-state.ts";
 import { CompletionQueue, type PendingCompletion, SubmissionQueue } from "./queues.ts";
 import type { Subsystem } from "./subsystem.ts";
 
@@ -120,6 +121,9 @@ export class NvmeController {
   dw0 = 0;
   dw1 = 0;
   readonly walker: DataPointerWalker;
+
+  /** The owning PCI function's share of migratable state (config space, MSI-X); set by the function. */
+  functionState: FunctionStateHooks | undefined;
 
   /** Count of commands completed (all queues), for statistics. */
   completedCommands = 0;
@@ -460,7 +464,18 @@ export class NvmeController {
    * when there is work.
    */
   poll(): boolean {
-    if (!this.ready || this.suspended) return false;
+    if (!this.ready) return false;
+    const work = this.refreshDoorbells();
+    if (work && !this.suspended) this.kick();
+    return work && !this.suspended;
+  }
+
+  /**
+   * Takes in the latest host-written doorbell values (doorbell page and shadow doorbells) without
+   * fetching anything. Returns true when some SQ has unfetched entries. State capture calls it so a
+   * suspended controller reports the tails the host last wrote.
+   */
+  refreshDoorbells(): boolean {
     let work = false;
     for (let i = 0; i < this.cqs.length; i++) {
       const cq = this.cqs[i];
@@ -470,7 +485,6 @@ export class NvmeController {
       this.refreshTail(sq);
       if (sq.head !== sq.tail) work = true;
     }
-    if (work) this.kick();
     return work;
   }
 

@@ -24,9 +24,9 @@ interface TestQueue {
 export class TestHost {
   readonly ram: Uint8Array;
   readonly view: DataView;
-  readonly dma = new Dma();
+  dma = new Dma();
   readonly subsystem: Subsystem;
-  readonly controller: NvmeController;
+  controller: NvmeController;
   readonly interrupts: number[] = [];
   private nextFree = 0x100000;
   private cid = 0;
@@ -85,6 +85,17 @@ export class TestHost {
     c.write32(Reg.CC, ccOverride ?? CC.make({ en: true }));
     this.queues.set(0, { sqBase: sq, cqBase: cq, size: entries, tail: 0, head: 0, phase: 1 });
     return c.read32(Reg.CSTS);
+  }
+
+  /**
+   * Moves this guest to another controller (as after a migration: same guest memory, new device).
+   * The guest's queue bookkeeping carries on unchanged.
+   */
+  retarget(controller: NvmeController): void {
+    this.controller = controller;
+    this.dma = controller.dma;
+    if (!this.dma.ranges().some((r) => r.bytes === this.ram)) this.dma.map(0, this.ram);
+    controller.setInterruptSink((v) => this.interrupts.push(v));
   }
 
   get ready(): boolean {

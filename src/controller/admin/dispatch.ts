@@ -14,6 +14,9 @@ import { doorbellBufferConfig } from "./doorbell-buffer-config.ts";
 import { getFeatures, setFeatures } from "./features.ts";
 import { getLogPage } from "./get-log-page.ts";
 import { identify } from "./identify.ts";
+import { INTEL_PROFILE_HANDLERS } from "./intel-migration.ts";
+import { migrationReceive } from "./migration-receive.ts";
+import { migrationSend } from "./migration-send.ts";
 import {
   createIoCompletionQueue,
   createIoSubmissionQueue,
@@ -39,6 +42,9 @@ const common = new Map<number, CommandHandler>([
 /** Handlers registered for the primary controller only (Virtualization Management, TP4159, Intel profile). */
 const primaryOnly = new Map<number, CommandHandler>([
   [AdminOpcode.VirtualizationManagement, virtualizationManagement],
+  [AdminOpcode.MigrationSend, migrationSend],
+  [AdminOpcode.MigrationReceive, migrationReceive],
+  ...INTEL_PROFILE_HANDLERS,
 ]);
 
 /** Adds a primary-only admin command handler (used by the live-migration modules). */

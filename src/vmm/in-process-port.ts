@@ -1,0 +1,118 @@
+/**
+ * `FunctionPort` over a function in the same process (an `NvmeFunction`, seen here only through the
+ * structural `InProcessFunction`): register and config accesses are direct calls, guest RAM is shared by
+ * mapping the `GuestMemory` bytes into the function's DMA map at IOVA 0 (GPA = IOVA), and MSI-X
+ * messages that pass the function's table are delivered to the driver on a later turn of the event
+ * loop (coalesced per vector), as an interrupt arrives after the write that caused it.
+ *
+ * `retarget` moves the port — mapping and interrupt routing — to another function, which is how an
+ * in-process migration swaps the destination function in under a running driver.
+ */
+import type { Dma } from "../memory/dma.ts";
+import type { FunctionPort } from "./function-port.ts";
+import type { GuestMemory } from "./guest-memory.ts";
+
+/** What the port needs of an in-process PCI function (an `NvmeFunction` has all of it). */
+export interface InProcessFunction {
+  readonly dma: Dma;
+  barRead32(bar: number, offset: number): number;
+  barRead64(bar: number, offset: number): bigint;
+  barWrite32(bar: number, offset: number, value: number): void;
+  barWrite64(bar: number, offset: number, value: bigint): void;
+  configRead(offset: number, sizeBytes: 1 | 2 | 4): number;
+  configWrite(offset: number, sizeBytes: 1 | 2 | 4, value: number): void;
+  /** Adds a listener for MSI-X messages; returns its remover. */
+  onInterrupt(listener: (vector: number) => void): () => void;
+}
+
+export class InProcessPort implements FunctionPort {
+  private fn: InProcessFunction;
+  private removeListener: () => void = () => {};
+  private handler: (vector: number) => void = () => {};
+  private readonly pending = new Set<number>();
+  private scheduled = false;
+  private attached = false;
+  /** MSI-X messages received from the function. */
+  interruptsReceived = 0;
+
+  /**
+   * Maps `mem` into `fn`'s DMA map at IOVA 0 and listens for its interrupts.
+   * @throws Error if the function's DMA map already has something at those addresses.
+   */
+  constructor(
+    fn: InProcessFunction,
+    private readonly mem: GuestMemory,
+  ) {
+    this.fn = fn;
+    this.attach(fn);
+  }
+
+  /** The function the port talks to now. */
+  get target(): InProcessFunction {
+    return this.fn;
+  }
+
+  private attach(fn: InProcessFunction): void {
+    if (!fn.dma.map(0, this.mem.bytes, true)) {
+      throw new Error("guest RAM overlaps an existing DMA mapping of the function");
+    }
+    this.fn = fn;
+    this.removeListener = fn.onInterrupt(this.onMessage);
+    this.attached = true;
+  }
+
+  /** Unmaps guest RAM from the function and stops listening. Idempotent. */
+  detach(): void {
+    if (!this.attached) return;
+    this.attached = false;
+    this.removeListener();
+    this.fn.dma.unmap(0, this.mem.bytes.byteLength);
+  }
+
+  /** Moves the port to `fn` (detaching from the current function first). */
+  retarget(fn: InProcessFunction): void {
+    this.detach();
+    this.attach(fn);
+  }
+
+  private readonly onMessage = (vector: number): void => {
+    this.interruptsReceived++;
+    this.pending.add(vector);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.deliver);
+    }
+  };
+
+  private readonly deliver = (): void => {
+    this.scheduled = false;
+    const vectors = [...this.pending];
+    this.pending.clear();
+    for (const v of vectors) this.handler(v);
+  };
+
+  configRead(offset: number, sizeBytes: 1 | 2 | 4): Promise<number> {
+    return Promise.resolve(this.fn.configRead(offset, sizeBytes));
+  }
+  configWrite(offset: number, sizeBytes: 1 | 2 | 4, value: number): void {
+    this.fn.configWrite(offset, sizeBytes, value);
+  }
+  read32(bar: number, offset: number): Promise<number> {
+    return Promise.resolve(this.fn.barRead32(bar, offset));
+  }
+  read64(bar: number, offset: number): Promise<bigint> {
+    return Promise.resolve(this.fn.barRead64(bar, offset));
+  }
+  write32(bar: number, offset: number, value: number): void {
+    this.fn.barWrite32(bar, offset, value);
+  }
+  write64(bar: number, offset: number, value: bigint): void {
+    this.fn.barWrite64(bar, offset, value);
+  }
+  onInterrupt(handler: (vector: number) => void): void {
+    this.handler = handler;
+  }
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+}

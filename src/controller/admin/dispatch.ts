@@ -10,6 +10,7 @@ import { ControllerEvent, emitEvent } from "../events.ts";
 import type { SubmissionQueue } from "../queues.ts";
 import { abort } from "./abort.ts";
 import { asynchronousEventRequest } from "./async-event-request.ts";
+import { controllerDataQueue } from "./controller-data-queue.ts";
 import { doorbellBufferConfig } from "./doorbell-buffer-config.ts";
 import { getFeatures, setFeatures } from "./features.ts";
 import { getLogPage } from "./get-log-page.ts";
@@ -23,6 +24,8 @@ import {
   deleteIoCompletionQueue,
   deleteIoSubmissionQueue,
 } from "./queues.ts";
+import { trackReceive } from "./track-receive.ts";
+import { trackSend } from "./track-send.ts";
 import { virtualizationManagement } from "./virtualization-management.ts";
 
 const common = new Map<number, CommandHandler>([
@@ -44,6 +47,9 @@ const primaryOnly = new Map<number, CommandHandler>([
   [AdminOpcode.VirtualizationManagement, virtualizationManagement],
   [AdminOpcode.MigrationSend, migrationSend],
   [AdminOpcode.MigrationReceive, migrationReceive],
+  [AdminOpcode.ControllerDataQueue, controllerDataQueue],
+  [AdminOpcode.TrackSend, trackSend],
+  [AdminOpcode.TrackReceive, trackReceive],
   ...INTEL_PROFILE_HANDLERS,
 ]);
 

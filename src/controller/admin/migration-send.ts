@@ -7,6 +7,8 @@
  * Controller Not Suspended; a bad SEQIND / offset sequence, an unsupported CSVI / CSUUIDI, or a state
  * that fails validation → Invalid Field in Command, and the target is unchanged.
  */
+
+import { Esa } from "../../nvme/controller-data-queue.ts";
 import {
   decodeMigrationSend,
   MigrationSendSel,
@@ -19,17 +21,24 @@ import { type NvmeController, PENDING } from "../controller.ts";
 import { restoreControllerState } from "../migration/controller-state.ts";
 import { resumeController, suspendController } from "../migration/suspend.ts";
 import { targetByCntlid, transfersFor } from "../migration/targets.ts";
+import { udmqsOf } from "../migration/user-data-queue.ts";
 import type { SubmissionQueue } from "../queues.ts";
 
 /** Largest controller state accepted by Set Controller State, bytes (1 MiB). */
 export const MAX_CONTROLLER_STATE_BYTES = 1 << 20;
 
-/** Hooks the user-data migration queue module provides (called on Suspend with DUDMQ). */
-export const suspendHooks: {
-  onSuspend: ((primary: NvmeController, target: NvmeController, dudmq: boolean) => void)[];
-} = {
-  onSuspend: [],
-};
+/** On Suspend: post ESA 3 (last — suspended) in the target's UDMQ; DUDMQ also deletes the queue. */
+function endUserDataLogging(primary: NvmeController, target: NvmeController, dudmq: boolean): void {
+  const qs = udmqsOf(primary);
+  for (const [id, q] of qs) {
+    if (q.target !== target) continue;
+    q.stopLogging(Esa.LastControllerSuspended);
+    if (dudmq) {
+      q.destroy();
+      qs.delete(id);
+    }
+  }
+}
 
 export function migrationSend(c: NvmeController, sq: SubmissionQueue): number {
   const d = decodeMigrationSend({
@@ -53,7 +62,7 @@ export function migrationSend(c: NvmeController, sq: SubmissionQueue): number {
       if (f.stype !== SuspendType.Suspend) return Status.InvalidField;
       if (t.suspended) return Status.ControllerSuspended;
       const cid = c.sqe.getUint16(2, true);
-      for (const h of suspendHooks.onSuspend) h(c, t, f.dudmq);
+      endUserDataLogging(c, t, f.dudmq);
       suspendController(t).then(
         () => c.completeLater(sq, cid, Status.Success),
         () => c.completeLater(sq, cid, Status.InternalError),

@@ -5,8 +5,14 @@
  * messages that pass the function's table are delivered to the driver on a later turn of the event
  * loop (coalesced per vector), as an interrupt arrives after the write that caused it.
  *
- * `retarget` moves the port — mapping and interrupt routing — to another function, which is how an
- * in-process migration swaps the destination function in under a running driver.
+ * Migration support: `pause()` models stopped vCPUs — from then on the guest's register accesses do
+ * not reach any function (writes are held in order, reads wait) and interrupts are held — and
+ * `resume()` lets them through in order, to whatever function the port then targets. `retarget`
+ * moves the port (guest RAM mapping and interrupt routing) to another function, which is how an
+ * in-process migration swaps the destination function in under a running driver:
+ *
+ *   port.pause() → source: suspend, save state → port.retarget(destination) → destination: restore
+ *   state, resume → port.resume()
  */
 import type { Dma } from "../memory/dma.ts";
 import type { FunctionPort } from "./function-port.ts";
@@ -32,6 +38,9 @@ export class InProcessPort implements FunctionPort {
   private readonly pending = new Set<number>();
   private scheduled = false;
   private attached = false;
+  private paused = false;
+  /** Register/config accesses made while paused, replayed in order by `resume()`. */
+  private held: Array<() => void> = [];
   /** MSI-X messages received from the function. */
   interruptsReceived = 0;
 
@@ -75,44 +84,82 @@ export class InProcessPort implements FunctionPort {
     this.attach(fn);
   }
 
+  /** True between `pause()` and `resume()`. */
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Stops the guest's accesses and interrupt delivery (vCPUs stopped). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Replays held accesses in order to the current target, then delivers held interrupts. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const held = this.held;
+    this.held = [];
+    for (const op of held) op();
+    this.schedule();
+  }
+
   private readonly onMessage = (vector: number): void => {
     this.interruptsReceived++;
     this.pending.add(vector);
-    if (!this.scheduled) {
+    this.schedule();
+  };
+
+  private schedule(): void {
+    if (!this.scheduled && !this.paused && this.pending.size > 0) {
       this.scheduled = true;
       setImmediate(this.deliver);
     }
-  };
+  }
 
   private readonly deliver = (): void => {
     this.scheduled = false;
+    if (this.paused) return;
     const vectors = [...this.pending];
     this.pending.clear();
     for (const v of vectors) this.handler(v);
   };
 
+  /** Runs `op` now, or holds it until `resume()`. */
+  private access<T>(op: () => T): Promise<T> {
+    if (!this.paused) return Promise.resolve(op());
+    return new Promise<T>((resolve) => this.held.push(() => resolve(op())));
+  }
+
+  private post(op: () => void): void {
+    if (this.paused) this.held.push(op);
+    else op();
+  }
+
   configRead(offset: number, sizeBytes: 1 | 2 | 4): Promise<number> {
-    return Promise.resolve(this.fn.configRead(offset, sizeBytes));
+    return this.access(() => this.fn.configRead(offset, sizeBytes));
   }
   configWrite(offset: number, sizeBytes: 1 | 2 | 4, value: number): void {
-    this.fn.configWrite(offset, sizeBytes, value);
+    this.post(() => this.fn.configWrite(offset, sizeBytes, value));
   }
   read32(bar: number, offset: number): Promise<number> {
-    return Promise.resolve(this.fn.barRead32(bar, offset));
+    return this.access(() => this.fn.barRead32(bar, offset));
   }
   read64(bar: number, offset: number): Promise<bigint> {
-    return Promise.resolve(this.fn.barRead64(bar, offset));
+    return this.access(() => this.fn.barRead64(bar, offset));
   }
   write32(bar: number, offset: number, value: number): void {
-    this.fn.barWrite32(bar, offset, value);
+    // The doorbell hot path: no closure unless paused.
+    if (this.paused) this.held.push(() => this.fn.barWrite32(bar, offset, value));
+    else this.fn.barWrite32(bar, offset, value);
   }
   write64(bar: number, offset: number, value: bigint): void {
-    this.fn.barWrite64(bar, offset, value);
+    this.post(() => this.fn.barWrite64(bar, offset, value));
   }
   onInterrupt(handler: (vector: number) => void): void {
     this.handler = handler;
   }
   flush(): Promise<void> {
-    return Promise.resolve();
+    return this.access(() => undefined);
   }
 }

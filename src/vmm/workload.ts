@@ -46,6 +46,11 @@ export interface WorkloadOptions {
   drainTimeoutMs?: number;
   /** Do I/O errors leave the verification report `verified`? Default false. */
   allowIoErrors?: boolean;
+  /**
+   * Continue an earlier run's verifier (same namespace, LBA size and LBA range) instead of a fresh
+   * one, which assumes the range starts unwritten. Default: a fresh verifier.
+   */
+  verifier?: Verifier;
 }
 
 export interface WorkloadStats {
@@ -212,16 +217,28 @@ export class Workload {
     if (options.durationMs !== undefined && !(options.durationMs >= 0))
       bad(`durationMs ${options.durationMs}`);
     this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    const given = options.verifier;
+    if (
+      given !== undefined &&
+      (given.nsid !== nsid ||
+        given.lbaBytes !== ns.lbaBytes ||
+        given.lbaStart !== lbaStart ||
+        given.lbaCount !== lbaCount)
+    ) {
+      bad("the given verifier covers another namespace or LBA range");
+    }
+    if (given !== undefined && given.outstanding > 0) bad("the given verifier has commands outstanding");
     this.verifier =
       options.verify === false
         ? undefined
-        : new Verifier({
+        : (given ??
+          new Verifier({
             nsid,
             lbaBytes: ns.lbaBytes,
             lbaStart,
             lbaCount,
             ...(options.allowIoErrors === undefined ? {} : { allowIoErrors: options.allowIoErrors }),
-          });
+          }));
 
     // Buffers: one contiguous run per queue, one block-sized slice per context.
     for (let q = 0; q < options.queues; q++) {

@@ -741,7 +741,12 @@ export class GuestNvmeDriver {
     if (slot < 0) return -1;
     const at = q.tailEntryGpa;
     this.mem.bytes.fill(0, at, at + SQE_BYTES);
-    fill(this.mem.dataView, at);
+    try {
+      fill(this.mem.dataView, at);
+    } catch (e) {
+      q.cancelSlot(slot);
+      throw e;
+    }
     const cid = q.cids[slot]!;
     this.mem.dataView.setUint16(at + 2, cid, true);
     return this.commitIo(q, slot, onComplete, cid);

@@ -38,12 +38,12 @@ export class GuestMemory {
   /** Number of 4 KiB pages. */
   readonly pageCount: number;
   /** The backing bytes: GPA g is `bytes[g]`. Read freely; write only through this object. */
-  readonly bytes: Uint8Array;
+  bytes: Uint8Array;
   /**
    * A DataView over all of guest RAM. Reads are free; a write through it must be followed by
    * `markDirty(gpa, lengthBytes)` so the CPU dirty log sees it.
    */
-  readonly dataView: DataView;
+  dataView: DataView;
 
   private freeRuns: FreeRun[];
   /** GPA of each live allocation → its length in pages. */
@@ -74,6 +74,22 @@ export class GuestMemory {
     this.freeRuns =
       reserved < this.pageCount ? [{ firstPage: reserved, pageCount: this.pageCount - reserved }] : [];
     this.dirtyBits = new Uint32Array(Math.ceil(this.pageCount / 32));
+  }
+
+  /**
+   * Moves guest RAM onto other backing bytes of the same size — how a migrated VM continues on the
+   * destination's RAM (which the migration filled). Allocations and the dirty log are kept. Callers
+   * must re-map the new bytes wherever the old ones were mapped (a port's `retarget` does).
+   */
+  rebind(bytes: Uint8Array): void {
+    if (bytes.byteLength !== this.sizeBytes) {
+      throw new GuestMemoryError(
+        "invalid-argument",
+        `rebind to ${bytes.byteLength} bytes, RAM is ${this.sizeBytes}`,
+      );
+    }
+    this.bytes = bytes;
+    this.dataView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   // ------------------------------------------------------------------ allocator

@@ -11,6 +11,12 @@ export interface BlockStore {
   readonly lbaCount: number;
   /** Copies `dst.byteLength` bytes starting at byte `offsetBytes` into `dst`. Unwritten bytes read as 0. */
   read(offsetBytes: number, dst: Uint8Array): void;
+  /**
+   * Optional: `read` into `dst[dstOffset .. dstOffset + lengthBytes)` without the caller making a
+   * view of `dst` first (the controller's Read hot path uses it when present, `read` otherwise).
+   * `dstOffset + lengthBytes` must not exceed `dst.byteLength` (RangeError).
+   */
+  readInto?(offsetBytes: number, dst: Uint8Array, dstOffset: number, lengthBytes: number): void;
   /** Stores `src` at byte `offsetBytes`. */
   write(offsetBytes: number, src: Uint8Array): void;
   /** Zeroes `lengthBytes` starting at `offsetBytes` (Write Zeroes; may deallocate). */

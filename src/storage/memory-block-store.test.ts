@@ -162,3 +162,32 @@ test("invalid geometry is open-failed; use after close is closed", async () => {
   );
   await assert.rejects(s.flush(), (e) => StorageError.is(e, "closed"));
 });
+
+test("readInto fills only dst[dstOffset, +length) with what read returns, across chunks and holes", () => {
+  const s = createMemoryBlockStore({ lbaBytes: 512, lbaCount: (16 * MiB) / 512, chunkBytes: 64 * 1024 });
+  s.write(64 * 1024 - 4096, pattern(8192, 5)); // two chunks
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 256 * 1024 }),
+      fc.integer({ min: 0, max: 70 * 1024 }),
+      fc.integer({ min: 0, max: 4096 }),
+      (at, lengthBytes, dstOffset) => {
+        const expected = new Uint8Array(lengthBytes);
+        s.read(at, expected);
+        const dst = new Uint8Array(dstOffset + lengthBytes + 16).fill(0xee);
+        s.readInto(at, dst, dstOffset, lengthBytes);
+        assert.deepEqual(dst.subarray(dstOffset, dstOffset + lengthBytes), expected);
+        assert.ok(
+          dst.subarray(0, dstOffset).every((b) => b === 0xee),
+          "bytes before untouched",
+        );
+        assert.ok(
+          dst.subarray(dstOffset + lengthBytes).every((b) => b === 0xee),
+          "bytes after untouched",
+        );
+      },
+    ),
+  );
+  assert.throws(() => s.readInto(0, new Uint8Array(4096), 1, 4096), RangeError);
+  assert.throws(() => s.readInto(16 * MiB - 512, new Uint8Array(4096), 0, 4096), StorageError);
+});

@@ -5,7 +5,8 @@
  * one empty Map until written.
  *
  * Hot path: an access inside one chunk is one `Uint8Array.set` (or `fill`); a crossing access is two.
- * No buffer is allocated per access (a read makes one `subarray` view of the chunk).
+ * No buffer is allocated per access (a read makes one `subarray` view of the chunk; `readInto` lets
+ * the caller skip making a view of its destination).
  */
 import type { BlockStore } from "./block-store.ts";
 import { capacityBytesOf, checkRange, type LbaBytes } from "./geometry.ts";
@@ -24,6 +25,7 @@ export interface MemoryBlockStoreOptions {
 
 /** A memory store, with figures for tests and metrics. */
 export interface MemoryBlockStore extends BlockStore {
+  readInto(offsetBytes: number, dst: Uint8Array, dstOffset: number, lengthBytes: number): void;
   readonly chunkBytes: number;
   /** Number of chunks currently allocated. */
   allocatedChunkCount(): number;
@@ -65,15 +67,22 @@ class MemoryStore implements MemoryBlockStore {
   ) {}
 
   read(offsetBytes: number, dst: Uint8Array): void {
-    this.check(offsetBytes, dst.byteLength);
+    this.readInto(offsetBytes, dst, 0, dst.byteLength);
+  }
+
+  readInto(offsetBytes: number, dst: Uint8Array, dstOffset: number, lengthBytes: number): void {
+    this.check(offsetBytes, lengthBytes);
+    if (!(dstOffset >= 0 && dstOffset + lengthBytes <= dst.byteLength)) {
+      throw new RangeError(`readInto: [${dstOffset}, +${lengthBytes}) outside a ${dst.byteLength}-byte dst`);
+    }
     const cb = this.chunkBytes;
-    const len = dst.byteLength;
-    let done = 0;
+    const end = dstOffset + lengthBytes;
+    let done = dstOffset;
     let pos = offsetBytes;
-    while (done < len) {
+    while (done < end) {
       const index = Math.floor(pos / cb);
       const inChunk = pos - index * cb;
-      const n = Math.min(len - done, cb - inChunk);
+      const n = Math.min(end - done, cb - inChunk);
       const chunk = this.chunks.get(index);
       if (chunk === undefined) dst.fill(0, done, done + n);
       else dst.set(chunk.subarray(inChunk, inChunk + n), done);

@@ -3,7 +3,11 @@
  * segments (NVMe Base 2.1 §4.1.1 PRP, §4.1.2 SGL).
  *
  * The walker is reused across commands (no allocation per I/O): after `walkPrp`/`walkSgl` returns
- * `Status.Success`, segments `0 .. count-1` are `(regions[i], offsets[i], lengths[i])`.
+ * `Status.Success`, segments `0 .. count-1` are `(regions[i], offsets[i], lengths[i])`. A segment
+ * that continues the previous one in the same mapped range (the next page of a physically
+ * contiguous buffer) extends it, so a contiguous buffer is one segment — one copy — however many
+ * PRP entries describe it. PRP list entries and SGL descriptors are read straight from the mapped
+ * range's DataView.
  *
  * PRP rules enforced: PRP1 offset must be dword aligned; PRP2 (when a plain entry) and every PRP list
  * entry must have offset 0 (memory-page aligned); a PRP list pointer may carry a dword-aligned offset;
@@ -26,14 +30,17 @@ export class DataPointerWalker {
   readonly lengths: number[] = [];
   /** Guest-physical address of each segment (for dirty logging). */
   readonly iovas: number[] = [];
-  private readonly entry = new Uint8Array(16);
-  private readonly entryView = new DataView(this.entry.buffer);
 
   constructor(private readonly dma: Dma) {}
 
   private push(iova: number, length: number, needWrite: boolean): boolean {
     const r = this.dma.find(iova, length);
     if (r === undefined || (needWrite && !r.writable)) return false;
+    const last = this.count - 1;
+    if (last >= 0 && this.regions[last] === r && this.iovas[last]! + this.lengths[last]! === iova) {
+      this.lengths[last]! += length;
+      return true;
+    }
     const i = this.count++;
     this.regions[i] = r;
     this.offsets[i] = iova - r.iova;
@@ -61,12 +68,13 @@ export class DataPointerWalker {
     // PRP2 points to a PRP list.
     if ((prp2 & 0x3) !== 0 || (prp2 & 0x7) !== 0) return Status.PrpOffsetInvalid;
     let listIova = prp2;
-    const ev = this.entryView;
     while (remaining > 0) {
       const entriesInPage = (pageBytes - (listIova % pageBytes)) / 8;
       for (let i = 0; i < entriesInPage && remaining > 0; i++) {
-        if (!this.dma.read(listIova + i * 8, this.entry.subarray(0, 8))) return Status.DataTransferError;
-        const e = readU64AsNumber(ev, 0);
+        const entryIova = listIova + i * 8;
+        const lr = this.dma.find(entryIova, 8);
+        if (lr === undefined) return Status.DataTransferError;
+        const e = readU64AsNumber(lr.view, entryIova - lr.iova);
         const isLastSlot = i === entriesInPage - 1;
         if (isLastSlot && remaining > pageBytes) {
           // Chain to the next PRP list page.
@@ -122,12 +130,14 @@ export class DataPointerWalker {
       }
       if (remaining === 0 && segLeft === 0) break;
       if (segLeft === 0) break;
-      if (!this.dma.read(segIova, this.entry)) return Status.DataTransferError;
+      const sr = this.dma.find(segIova, 16);
+      if (sr === undefined) return Status.DataTransferError;
+      const at = segIova - sr.iova;
       segIova += 16;
       segLeft--;
-      addr = readU64AsNumber(this.entryView, 0);
-      len = this.entryView.getUint32(8, true);
-      id = this.entry[15]!;
+      addr = readU64AsNumber(sr.view, at);
+      len = sr.view.getUint32(at + 8, true);
+      id = sr.view.getUint8(at + 15);
       if (inLastSegment && id >>> 4 !== SglType.DataBlock) return Status.InvalidSglSegmentDescriptor;
     }
     return remaining === 0 ? Status.Success : Status.DataSglLengthInvalid;

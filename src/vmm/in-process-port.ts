@@ -2,8 +2,10 @@
  * `FunctionPort` over a function in the same process (an `NvmeFunction`, seen here only through the
  * structural `InProcessFunction`): register and config accesses are direct calls, guest RAM is shared by
  * mapping the `GuestMemory` bytes into the function's DMA map at IOVA 0 (GPA = IOVA), and MSI-X
- * messages that pass the function's table are delivered to the driver on a later turn of the event
- * loop (coalesced per vector), as an interrupt arrives after the write that caused it.
+ * messages that pass the function's table are delivered to the driver as a microtask (coalesced per
+ * vector): never inside the function's call that raised them — an interrupt arrives after the write
+ * that caused it — but without waiting for another turn of the event loop, so a completion reaches
+ * the driver in the same turn as the controller pass that posted it.
  *
  * Migration support: `pause()` models stopped vCPUs — from then on the guest's register accesses do
  * not reach any function (writes are held in order, reads wait) and interrupts are held — and
@@ -113,16 +115,19 @@ export class InProcessPort implements FunctionPort {
   private schedule(): void {
     if (!this.scheduled && !this.paused && this.pending.size > 0) {
       this.scheduled = true;
-      setImmediate(this.deliver);
+      queueMicrotask(this.deliver);
     }
   }
 
   private readonly deliver = (): void => {
     this.scheduled = false;
-    if (this.paused) return;
-    const vectors = [...this.pending];
-    this.pending.clear();
-    for (const v of vectors) this.handler(v);
+    // Each vector is removed before its handler runs; one raised again by the handler is delivered
+    // by this same loop (Set iteration visits added entries), as a new microtask would.
+    for (const v of this.pending) {
+      if (this.paused) return;
+      this.pending.delete(v);
+      this.handler(v);
+    }
   };
 
   /** Runs `op` now, or holds it until `resume()`. */

@@ -224,6 +224,8 @@ export class GuestNvmeDriver {
   private scratchGpa = 0;
 
   private batchDepth = 0;
+  /** `performance.now()` read when the outermost batch began (see `nowMs`). */
+  private batchClockMs = 0;
   private readonly pendingDoorbells: QueuePair[] = [];
   private pollScheduled = false;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -843,11 +845,29 @@ export class GuestNvmeDriver {
   }
 
   private commitIo(q: QueuePair, slot: number, onComplete: CompletionCallback, cid: number): number {
-    q.commit(slot, onComplete, performance.now());
+    q.commit(slot, onComplete, this.nowMs());
     this.counters.ioSubmitted++;
     this.ring(q);
     if (q.vector < 0) this.kickPoller();
     return cid;
+  }
+
+  /**
+   * The driver's clock, ms (`performance.now()` time base): inside a batch (an interrupt handler, a
+   * poll, `batch()`) it is the time the batch began, read once, so the commands submitted and
+   * completed together share one clock read — Linux's block layer caches its time per plug the
+   * same way. Submission times (for `ioTimeoutMs`) and workload latencies use it.
+   */
+  nowMs(): number {
+    return this.batchDepth > 0 ? this.batchClockMs : performance.now();
+  }
+
+  private enterBatch(): void {
+    if (this.batchDepth++ === 0) this.batchClockMs = performance.now();
+  }
+
+  private leaveBatch(): void {
+    if (--this.batchDepth === 0) this.flushDoorbells();
   }
 
   /** Rings now, or at the end of the current batch. */
@@ -861,11 +881,11 @@ export class GuestNvmeDriver {
    * Completion callbacks already run inside such a batch.
    */
   batch<T>(fn: () => T): T {
-    this.batchDepth++;
+    this.enterBatch();
     try {
       return fn();
     } finally {
-      if (--this.batchDepth === 0) this.flushDoorbells();
+      this.leaveBatch();
     }
   }
 
@@ -885,11 +905,11 @@ export class GuestNvmeDriver {
     this.counters.interrupts++;
     const qs = this.vectorQueues[vector];
     if (qs === undefined) return;
-    this.batchDepth++;
+    this.enterBatch();
     try {
       for (let i = 0; i < qs.length; i++) this.reapQueue(qs[i]!);
     } finally {
-      if (--this.batchDepth === 0) this.flushDoorbells();
+      this.leaveBatch();
     }
   };
 
@@ -902,11 +922,14 @@ export class GuestNvmeDriver {
   /** Reaps every queue (admin included); returns the CQ entries consumed. */
   poll(): number {
     let n = 0;
-    this.batchDepth++;
+    this.enterBatch();
     try {
-      for (const q of this.allQueues()) n += this.reapQueue(q);
+      // Plain loops rather than `allQueues()`: polling mode calls this on every turn.
+      if (this.adminQueue !== undefined) n += this.reapQueue(this.adminQueue);
+      const io = this.ioQueues;
+      for (let i = 1; i < io.length; i++) n += this.reapQueue(io[i]!);
     } finally {
-      if (--this.batchDepth === 0) this.flushDoorbells();
+      this.leaveBatch();
     }
     return n;
   }
@@ -952,11 +975,11 @@ export class GuestNvmeDriver {
       if (q.outstandingCount === 0) continue;
       if (!this.anyExpired(q, now, limit)) continue;
       // As Linux does: the completion may be sitting in the CQ (a missed interrupt).
-      this.batchDepth++;
+      this.enterBatch();
       try {
         this.counters.completionsFoundByTimeoutCheck += this.reapQueue(q);
       } finally {
-        if (--this.batchDepth === 0) this.flushDoorbells();
+        this.leaveBatch();
       }
       for (let slot = 0; slot < q.slots; slot++) {
         if (q.outstanding[slot] !== 1 || q.noTimeout[slot] === 1) continue;

@@ -7,6 +7,9 @@
  * reproducible up to completion order. Writes never overlap an outstanding write to the same LBA (the
  * verifier requires it); a write that would is turned into a read after a few re-picks.
  *
+ * Latencies are taken with the driver's batch clock (`GuestNvmeDriver.nowMs`): one clock read per
+ * interrupt or poll batch rather than two per command, so a latency is resolved to the batch.
+ *
  * Lifecycle: `start()` → running until `ops` commands were issued or `durationMs` elapsed (or
  * `stop()`), then drained → `finished` resolves with the stats. `verify()` then reads back every LBA
  * ever written and returns the verifier's report.
@@ -409,7 +412,7 @@ export class Workload {
     ctx.outstanding = true;
     this.outstanding++;
     v?.commandIssued(ctx.index);
-    ctx.startMs = performance.now();
+    ctx.startMs = this.driver.nowMs();
     const cid = ctx.write
       ? this.driver.submitWrite(ctx.qid, this.nsid, ctx.lba, ctx.nlb, ctx.bufferGpa, ctx.onComplete)
       : this.driver.submitRead(ctx.qid, this.nsid, ctx.lba, ctx.nlb, ctx.bufferGpa, ctx.onComplete);
@@ -456,7 +459,7 @@ export class Workload {
     v?.commandCompleted(ctx.index);
     ctx.outstanding = false;
     this.outstanding--;
-    const now = performance.now();
+    const now = this.driver.nowMs();
     const bytes = ctx.nlb * this.lbaBytes;
     if (ctx.final) {
       v!.checkFinal(ctx.lba, ctx.nlb, status, this.mem.dataView, ctx.bufferGpa);

@@ -94,9 +94,11 @@ export async function createNvmeVariantDriver(o: NvmeVariantOptions): Promise<Nv
   let lastSession: NvmeSavingSession | undefined;
 
   const openSaving = async (precopy: boolean): Promise<NvmeSavingSession> => {
+    // Local storage without pre-copy (STOP → STOP_COPY, or the Intel profile) sends whole namespaces
+    // in stop-copy; with pre-copy they go during PRE_COPY and the UDMQ catches later changes.
     const s = new NvmeSavingSession(
-      local && precopy ? o.blocks : undefined,
-      local && precopy ? namespaces() : [],
+      local ? o.blocks : undefined,
+      local ? namespaces() : [],
       chunkBytes,
       identity,
       undefined,

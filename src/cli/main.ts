@@ -5,4 +5,5 @@
  */
 import { runCli } from "./program.ts";
 
-process.exitCode = await runCli(process.argv);
+// Exit explicitly: a command that finished must not be kept alive by a timer or socket left behind.
+process.exit(await runCli(process.argv));

@@ -1,12 +1,15 @@
 /**
  * `nvmig demo` — the main job on built-in defaults: two nvmig hosts (each an NVMe subsystem with a PF
  * and 4 VFs over a shared namespace), VF1 brought online on each by Virtualization Management from its
- * PF, a VM running a verified mixed workload on host A's VF1, a live migration to host B, then back to
- * host A, while the workload keeps running; finally every block ever acknowledged is re-read and
- * checked. Prints a summary (or one JSON object with `--json`).
+ * PF, each host's controlling-function agent serving gRPC on a UNIX socket, a VM running a verified
+ * mixed workload on host A's VF1; a live migration to host B out of band (the orchestrator drives the
+ * two agents), then back to host A in band (VFIO v2 portals → NVMe variant drivers), while the workload
+ * keeps running; finally every block ever acknowledged is re-read and checked. Prints a summary (or
+ * one JSON object with `--json`).
  */
 import type { DemoOptions, EntryExit } from "../cli/types.ts";
 import { TwoHosts } from "../migration/in-process/two-hosts.ts";
+import { TwoHostAgents } from "../migration/out-of-band/agents.ts";
 import type { MigrationReport } from "../migration/report.ts";
 import { Workload } from "../vmm/workload.ts";
 
@@ -44,13 +47,16 @@ export async function runDemoScenario(
 ): Promise<DemoResult> {
   const log = o.log ?? (() => {});
   const runMs = o.runMs ?? 1000;
-  log("starting host A and host B (PF + 4 VFs each, shared namespace 64 MiB), VF1 online on both");
+  log(
+    "starting host A and host B (PF + 4 VFs each, shared namespace 64 MiB), VF1 online on both, agents on gRPC",
+  );
   const t = await TwoHosts.start({
     storage: "shared",
     namespaceBytes: 64 << 20,
     vmRamBytes: 64 << 20,
     ioQueuePairs: 4,
   });
+  const agents = await TwoHostAgents.start(t);
   try {
     log(
       `VM on host A VF1: ${t.vm.driver.ioQueueCount} I/O queue pairs, verified random 4 KiB I/O, 50% writes, QD16 × 4`,
@@ -66,12 +72,19 @@ export async function runDemoScenario(
     const running = w.start();
     await sleep(runMs);
     const reports: { r: MigrationReport; from: string; to: string }[] = [];
-    for (const [from, to] of [
-      ["host-a", "host-b"],
-      ["host-b", "host-a"],
+    for (const [from, to, path] of [
+      ["host-a", "host-b", "out-of-band"],
+      ["host-b", "host-a", "in-band"],
     ] as const) {
-      log(`migrating VF1 ${from} → ${to} (in band: VFIO v2 portal → TP4159 on the PF admin queue)`);
-      const r = await t.migrate({ maxDowntimeMs: 300 });
+      log(
+        path === "out-of-band"
+          ? `migrating VF1 ${from} → ${to} out of band (orchestrator → gRPC agents → TP4159 on each PF admin queue)`
+          : `migrating VF1 ${from} → ${to} in band (VFIO v2 portals → NVMe variant drivers → TP4159 on each PF admin queue)`,
+      );
+      const r =
+        path === "out-of-band"
+          ? await agents.migrate({ maxDowntimeMs: 300 })
+          : await t.migrate({ maxDowntimeMs: 300 });
       reports.push({ r, from, to });
       if (r.result !== "completed")
         throw new Error(`migration ${from} → ${to} rolled back: ${r.error?.message}`);
@@ -115,6 +128,7 @@ export async function runDemoScenario(
       })),
     };
   } finally {
+    await agents.stop();
     await t.stop();
   }
 }

@@ -28,8 +28,7 @@ import type {
 } from "../backend.ts";
 import { Errno } from "../states.ts";
 import type { BlockChannel } from "./admin-channel.ts";
-import type { ControllerOps } from "./controller-ops.ts";
-import type { UdmqReader } from "./udmq-reader.ts";
+import type { ChangeFeed, ControlledFunctionOps } from "./function-ops.ts";
 
 /** nvmig NVMe device stream format UUID (matches the controller state vendor format). */
 export const NVME_STREAM_FORMAT_UUID = "6e766d69-672d-7374-6174-652d76310000";
@@ -64,7 +63,7 @@ export class NvmeSavingSession implements SavingSession {
     private readonly chunkBytes: number,
     identity: string,
     /** Reads the UDMQ into `logs`; undefined for shared storage. */
-    private udmq: UdmqReader | undefined,
+    private udmq: ChangeFeed | undefined,
   ) {
     this.writer = new StreamWriter({
       formatUuid: NVME_STREAM_FORMAT_UUID,
@@ -75,7 +74,7 @@ export class NvmeSavingSession implements SavingSession {
     for (const ns of namespaces) this.logs.set(ns.nsid, new LbaChangeLog({ lbaCount: ns.lbaCount }));
   }
 
-  attachUdmq(r: UdmqReader): void {
+  attachUdmq(r: ChangeFeed): void {
     this.udmq = r;
   }
 
@@ -179,7 +178,7 @@ export class NvmeResumingSession implements ResumingSession {
   namespaceBytesWritten = 0;
 
   constructor(
-    private readonly ops: ControllerOps,
+    private readonly ops: ControlledFunctionOps,
     private readonly blocks: BlockChannel | undefined,
     /** Largest controller state accepted, bytes (ENOMEM beyond). */
     private readonly maxStateBytes: number,

@@ -7,7 +7,10 @@
  * keeps running; finally every block ever acknowledged is re-read and checked. Prints a summary (or
  * one JSON object with `--json`).
  */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { DemoOptions, EntryExit } from "../cli/types.ts";
+import { renderHtmlReport } from "../migration/html-report.ts";
 import { TwoHosts } from "../migration/in-process/two-hosts.ts";
 import { TwoHostAgents } from "../migration/out-of-band/agents.ts";
 import type { MigrationReport } from "../migration/report.ts";
@@ -26,6 +29,8 @@ export interface DemoResult {
     MigrationReport,
     "downtimeMs" | "deviceDowntimeMs" | "stateBytes" | "precopyIterations" | "bytesTransferred"
   >;
+  /** Path of the HTML report written (when asked for). */
+  reportPath?: string;
   migrations: {
     path: MigrationReport["path"];
     from: string;
@@ -43,7 +48,7 @@ export interface DemoResult {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runDemoScenario(
-  o: { runMs?: number; log?: (line: string) => void } = {},
+  o: { runMs?: number; log?: (line: string) => void; reportDir?: string } = {},
 ): Promise<DemoResult> {
   const log = o.log ?? (() => {});
   const runMs = o.runMs ?? 1000;
@@ -99,7 +104,22 @@ export async function runDemoScenario(
     log("workload stopped; re-reading every acknowledged block");
     const v = await w.verify();
     const first = reports[0]!.r;
+    let reportPath: string | undefined;
+    if (o.reportDir !== undefined) {
+      mkdirSync(o.reportDir, { recursive: true });
+      reportPath = join(o.reportDir, "nvmig-demo-report.html");
+      writeFileSync(
+        reportPath,
+        renderHtmlReport(
+          "nvmig demo — live migration of an NVMe VF",
+          reports.map((x) => x.r),
+          { verified: v.verified, ops: v.ops, lostWrites: v.lostWrites, badReads: v.badReads },
+        ),
+      );
+      log(`HTML report: ${reportPath}`);
+    }
     return {
+      ...(reportPath !== undefined ? { reportPath } : {}),
       verified: v.verified,
       ops: v.ops,
       lostWrites: v.lostWrites,
@@ -135,7 +155,8 @@ export async function runDemoScenario(
 
 export async function runDemo(opts: DemoOptions): Promise<EntryExit> {
   const log = opts.json ? undefined : (line: string) => console.log(line);
-  const r = await runDemoScenario(log === undefined ? {} : { log });
+  const reportDir = join(process.cwd(), "reports");
+  const r = await runDemoScenario(log === undefined ? { reportDir } : { log, reportDir });
   if (opts.json) {
     console.log(JSON.stringify(r));
   } else {

@@ -133,6 +133,11 @@ test("PRP walk: a contiguous 128 KiB buffer is one segment; errors keep their st
     Status.DataTransferError,
     "list unmapped",
   );
+  // Addresses beyond 32 bits: page offsets are still exact.
+  assert.equal(walker.walkPrp(2 ** 40 + PAGE, 0, 512, PAGE, true), Status.DataTransferError);
+  assert.equal(walker.walkPrp(2 ** 40 + 8, 0, 512, PAGE, true), Status.DataTransferError);
+  assert.equal(walker.walkPrp(buf + PAGE - 512, 2 ** 45 + 512, 1024, PAGE, true), Status.PrpOffsetInvalid);
+  assert.equal(walker.walkPrp(buf + PAGE - 512, 2 ** 45, 1024, PAGE, true), Status.DataTransferError);
   // Pages that are adjacent but in different mapped ranges stay two segments.
   assert.equal(walker.walkPrp(4 * MiB - PAGE, 8 * MiB, 2 * PAGE, PAGE, true), Status.Success);
   assert.deepEqual(segments(walker), [

@@ -56,20 +56,24 @@ export class DataPointerWalker {
    */
   walkPrp(prp1: number, prp2: number, lengthBytes: number, pageBytes: number, toGuest: boolean): number {
     this.count = 0;
+    // Offsets within a page use `addr & (pageBytes - 1)`, not `%`: addresses are integers up to 2^53
+    // held as doubles, `&` keeps their low 32 bits exactly (ToInt32 is modulo 2^32), pageBytes is a
+    // power of two dividing 2^32 — and a double `%` is a slow library call on the hot path.
+    const pageMask = pageBytes - 1;
     if ((prp1 & 0x3) !== 0) return Status.PrpOffsetInvalid;
-    const first = Math.min(lengthBytes, pageBytes - (prp1 % pageBytes));
+    const first = Math.min(lengthBytes, pageBytes - (prp1 & pageMask));
     if (!this.push(prp1, first, toGuest)) return Status.DataTransferError;
     let remaining = lengthBytes - first;
     if (remaining === 0) return Status.Success;
     if (remaining <= pageBytes) {
-      if (prp2 % pageBytes !== 0) return Status.PrpOffsetInvalid;
+      if ((prp2 & pageMask) !== 0) return Status.PrpOffsetInvalid;
       return this.push(prp2, remaining, toGuest) ? Status.Success : Status.DataTransferError;
     }
     // PRP2 points to a PRP list.
     if ((prp2 & 0x3) !== 0 || (prp2 & 0x7) !== 0) return Status.PrpOffsetInvalid;
     let listIova = prp2;
     while (remaining > 0) {
-      const entriesInPage = (pageBytes - (listIova % pageBytes)) / 8;
+      const entriesInPage = (pageBytes - (listIova & pageMask)) / 8;
       for (let i = 0; i < entriesInPage && remaining > 0; i++) {
         const entryIova = listIova + i * 8;
         const lr = this.dma.find(entryIova, 8);
@@ -78,11 +82,11 @@ export class DataPointerWalker {
         const isLastSlot = i === entriesInPage - 1;
         if (isLastSlot && remaining > pageBytes) {
           // Chain to the next PRP list page.
-          if (e % 8 !== 0) return Status.PrpOffsetInvalid;
+          if ((e & 0x7) !== 0) return Status.PrpOffsetInvalid;
           listIova = e;
           break;
         }
-        if (e % pageBytes !== 0) return Status.PrpOffsetInvalid;
+        if ((e & pageMask) !== 0) return Status.PrpOffsetInvalid;
         const n = Math.min(remaining, pageBytes);
         if (!this.push(e, n, toGuest)) return Status.DataTransferError;
         remaining -= n;

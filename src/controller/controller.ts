@@ -143,7 +143,9 @@ export class NvmeController {
   private interruptSink: InterruptSink = () => {};
   private scheduled = false;
   private inPass = false;
+  /** CQs owed an interrupt: entries `0 .. touchedCount-1` (a count, so clearing is not a `length = 0`). */
   private readonly touchedCqs: CompletionQueue[] = [];
+  private touchedCount = 0;
   /** Hooks run when the controller becomes idle (suspend waits on these). */
   private idleWaiters: (() => void)[] = [];
   /** Observers of controller resets (migration sessions, tracking). */
@@ -634,7 +636,7 @@ export class NvmeController {
     }
     if (!cq.interruptPending) {
       cq.interruptPending = true;
-      this.touchedCqs.push(cq);
+      this.touchedCqs[this.touchedCount++] = cq;
     }
   }
 
@@ -650,12 +652,14 @@ export class NvmeController {
 
   private signalInterrupts(): void {
     const t = this.touchedCqs;
-    for (let i = 0; i < t.length; i++) {
+    // The bound is re-read: a CQ touched while signalling (a sink that completes synchronously) is
+    // signalled by this loop too.
+    for (let i = 0; i < this.touchedCount; i++) {
       const cq = t[i]!;
       cq.interruptPending = false;
       if (cq.ien && this.cqs[cq.cqid] === cq) this.interruptSink(cq.iv);
     }
-    t.length = 0;
+    this.touchedCount = 0;
   }
 
   // ---------------------------------------------------------------- queue management (used by admin handlers)

@@ -226,8 +226,12 @@ export class GuestNvmeDriver {
   private batchDepth = 0;
   /** `performance.now()` read when the outermost batch began (see `nowMs`). */
   private batchClockMs = 0;
+  /** Queues to ring at the end of the batch: entries `0 .. pendingDoorbellCount-1`. */
   private readonly pendingDoorbells: QueuePair[] = [];
+  private pendingDoorbellCount = 0;
   private pollScheduled = false;
+  /** A poll was asked for inside the current batch (see `wantPoll`). */
+  private pollAfterBatch = false;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly prpOut: PrpPair = { prp1: 0, prp2: 0 };
   private readonly adminBacklog: Array<() => void> = [];
@@ -657,7 +661,7 @@ export class GuestNvmeDriver {
     aq.commit(slot, this.adminDone(cb), performance.now());
     if (noTimeout) aq.noTimeout[slot] = 1;
     this.ring(aq);
-    this.kickPoller();
+    this.wantPoll();
   }
 
   /** Wraps an admin callback so that a freed slot serves the backlog. */
@@ -848,7 +852,7 @@ export class GuestNvmeDriver {
     q.commit(slot, onComplete, this.nowMs());
     this.counters.ioSubmitted++;
     this.ring(q);
-    if (q.vector < 0) this.kickPoller();
+    if (q.vector < 0) this.wantPoll();
     return cid;
   }
 
@@ -867,13 +871,23 @@ export class GuestNvmeDriver {
   }
 
   private leaveBatch(): void {
-    if (--this.batchDepth === 0) this.flushDoorbells();
+    if (--this.batchDepth !== 0) return;
+    this.flushDoorbells();
+    if (this.pollAfterBatch) {
+      this.pollAfterBatch = false;
+      this.kickPoller();
+    }
   }
 
   /** Rings now, or at the end of the current batch. */
   private ring(q: QueuePair): void {
-    if (this.batchDepth === 0) q.ringSq();
-    else if (!this.pendingDoorbells.includes(q)) this.pendingDoorbells.push(q);
+    if (this.batchDepth === 0) {
+      q.ringSq();
+      return;
+    }
+    const p = this.pendingDoorbells;
+    for (let i = 0; i < this.pendingDoorbellCount; i++) if (p[i] === q) return;
+    p[this.pendingDoorbellCount++] = q;
   }
 
   /**
@@ -891,8 +905,9 @@ export class GuestNvmeDriver {
 
   private flushDoorbells(): void {
     const p = this.pendingDoorbells;
-    for (let i = 0; i < p.length; i++) p[i]!.ringSq();
-    p.length = 0;
+    const n = this.pendingDoorbellCount;
+    this.pendingDoorbellCount = 0;
+    for (let i = 0; i < n; i++) p[i]!.ringSq();
   }
 
   // =================================================================== completions
@@ -932,6 +947,15 @@ export class GuestNvmeDriver {
       this.leaveBatch();
     }
     return n;
+  }
+
+  /**
+   * Asks for a poll. Inside a batch the poller is scheduled after the batch's doorbells, so that
+   * the controller pass those doorbells schedule runs first and the poll finds its completions.
+   */
+  private wantPoll(): void {
+    if (this.batchDepth > 0) this.pollAfterBatch = true;
+    else this.kickPoller();
   }
 
   private kickPoller(): void {

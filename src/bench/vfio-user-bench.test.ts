@@ -13,7 +13,6 @@ it("runs the socket and in-process cases and reports their figures", { timeout: 
     warmupMs: 0,
     workingSetBytes: 1 << 20,
     completionModes: ["interrupt"],
-    server: "test-backend",
   });
   assert.equal(r.cases.length, 2);
   assert.deepEqual(r.cases.map((c) => c.transport).sort(), ["in-process", "socket"]);

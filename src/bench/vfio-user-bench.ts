@@ -4,7 +4,7 @@
  *
  *   this process (the server: one JavaScript thread = one core)      child process (the VMM)
  *     HostNode: subsystem, PF driver, memory BlockStore                 memfd guest RAM (64 MiB)
- *     VF1 exported: VfioUserServer + backend ◄── UNIX socket ──────►    VfioUserPort + GuestNvmeDriver
+ *     VF1 exported (exportNvmeFunction) ◄── UNIX socket ──────►         VfioUserPort + GuestNvmeDriver
  *       doorbell page polled (the child stores into it, mmap'd)          (shadow doorbells, MSI-X
  *       guest RAM mmap'd from the child's DMA_MAP fd                      eventfds or polling)
  *       MSI-X → the child's eventfds                                      Workload (verify off)
@@ -25,10 +25,7 @@ import type { NvmeFunction } from "../controller/nvme-function.ts";
 import { HostNode } from "../host/host-node.ts";
 import { exportNvmeFunction } from "../host/vfio-user-export.ts";
 import { createMemoryBlockStore, type MemoryBlockStore } from "../storage/memory-block-store.ts";
-import { VfioUserServer } from "../vfio-user/server.ts";
-import { listenVfioUser } from "../vfio-user/socket-transport.ts";
 import { startInProcessVm } from "../vmm/in-process-vm.ts";
-import { NvmeFunctionBackend as TestBackend } from "../vmm/testing/nvme-function-backend.ts";
 import { Workload, type WorkloadOptions } from "../vmm/workload.ts";
 import type { VfioUserVmChildOptions, VfioUserVmChildResult } from "./vfio-user-vm-child.ts";
 
@@ -45,11 +42,6 @@ export interface VfioUserBenchOptions {
   queuePairs?: number;
   /** Completion modes to run (each through the socket and in process). Default ["interrupt", "polling"]. */
   completionModes?: readonly ("interrupt" | "polling")[];
-  /**
-   * What exports the VF: "export" (default) — the host's exporter (`host/vfio-user-export.ts`, what
-   * `nvmig host` serves); "test-backend" — the VMM tests' minimal backend (`vmm/testing/`).
-   */
-  server?: "export" | "test-backend";
   /** Called after each run (progress). */
   onCase?: (c: VfioUserBenchCase) => void;
 }
@@ -97,7 +89,6 @@ export interface VfioUserBenchResult {
   serverIopsPerCpuSecond: number;
   /** Where the VMM ran for the socket figures. */
   vmmProcess: "child";
-  server: "export" | "test-backend";
   /** Always false: speed figures run without the workload verifier. */
   verify: false;
   cases: VfioUserBenchCase[];
@@ -133,7 +124,6 @@ export async function runVfioUserBench(opts: VfioUserBenchOptions = {}): Promise
   const queueDepth = opts.queueDepth ?? 32;
   const queuePairs = opts.queuePairs ?? 1;
   const modes = opts.completionModes ?? ["interrupt", "polling"];
-  const serverKind = opts.server ?? "export";
   if (!(durationMs >= 10)) throw new RangeError(`durationMs ${durationMs} < 10`);
   if (!(warmupMs >= 0)) throw new RangeError(`warmupMs ${warmupMs} < 0`);
   if (!Number.isInteger(workingSetBytes) || workingSetBytes < MiB || workingSetBytes % MiB !== 0) {
@@ -182,15 +172,7 @@ export async function runVfioUserBench(opts: VfioUserBenchOptions = {}): Promise
       const c1 = { ...inProc, name: name("in-process", mode), queuePairs, queueDepth };
       cases.push(c1);
       opts.onCase?.(c1);
-      const sock = await socketCase(
-        fn,
-        mode,
-        workload,
-        warmupMs,
-        durationMs,
-        join(dir, `vf1-${mode}.sock`),
-        serverKind,
-      );
+      const sock = await socketCase(fn, mode, workload, warmupMs, durationMs, join(dir, `vf1-${mode}.sock`));
       const c2 = { ...sock, name: name("socket", mode), queuePairs, queueDepth };
       cases.push(c2);
       opts.onCase?.(c2);
@@ -218,7 +200,6 @@ export async function runVfioUserBench(opts: VfioUserBenchOptions = {}): Promise
     serverCpuUtilization: sock?.serverCpuUtilization ?? 0,
     serverIopsPerCpuSecond: sock?.serverIopsPerCpuSecond ?? 0,
     vmmProcess: "child",
-    server: serverKind,
     verify: false,
     cases,
     config: {
@@ -317,22 +298,6 @@ async function inProcessCase(
   }
 }
 
-/** Exports `fn` at `path` with the chosen backend; returns its closer. */
-function exportAt(fn: NvmeFunction, path: string, kind: "export" | "test-backend"): () => void {
-  if (kind === "export") {
-    const e = exportNvmeFunction(fn, { path, label: "vf1" });
-    return () => e.close();
-  }
-  const backend = new TestBackend(fn);
-  const server = new VfioUserServer({ backend });
-  const listener = listenVfioUser(path, (t) => server.attach(t));
-  return () => {
-    listener.close();
-    server.close();
-    backend.close();
-  };
-}
-
 async function socketCase(
   fn: NvmeFunction,
   mode: "interrupt" | "polling",
@@ -340,9 +305,8 @@ async function socketCase(
   warmupMs: number,
   durationMs: number,
   path: string,
-  kind: "export" | "test-backend",
 ): Promise<CaseFigures> {
-  const closeExport = exportAt(fn, path, kind);
+  const exported = exportNvmeFunction(fn, { path, label: "vf1" });
   const childOptions: VfioUserVmChildOptions = {
     socket: path,
     memoryBytes: GUEST_RAM_BYTES,
@@ -434,6 +398,6 @@ async function socketCase(
     };
   } finally {
     child?.kill();
-    closeExport();
+    exported.close();
   }
 }

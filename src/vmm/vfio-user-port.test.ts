@@ -210,6 +210,8 @@ describe("VfioUserPort over a socketpair", () => {
         "I/O CQ 1 lives on VF4",
       );
       assert.ok(vm.events.some((e) => e.name === "retargeted"));
+      const check = vm.events.find((e) => e.name === "switchover-check");
+      assert.equal(check?.level, "info", check?.detail);
     } finally {
       await stopVm(vm);
       src.close();

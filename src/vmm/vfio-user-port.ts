@@ -28,14 +28,14 @@
  * Migration: `pause()` stops the guest's accesses (writes held in order, reads wait, interrupts held)
  * like `InProcessPort.pause`; `retarget(client)` moves the port — guest RAM mapping, doorbell page,
  * MSI-X eventfds — to another server's function (the migration destination); `resume()` replays what
- * was held, to the new function.
+ * was held, to the new function, then reads CSTS once there (`switchover-check` event).
  *
  * Compatibility: needs a PCI device (DEVICE_GET_INFO flag PCI) with a config region; BAR0 mmap and
  * MSI-X are used when offered, else doorbells go by message and the driver polls.
  */
 import { closeSync as closeFdSync } from "node:fs";
 import { type MappedRange, mapFdRange } from "../native/guest-memory-fd.ts";
-import { DOORBELL_BASE } from "../nvme/registers.ts";
+import { CSTS, DOORBELL_BASE, Reg } from "../nvme/registers.ts";
 import type { VfioUserClient } from "../vfio-user/client.ts";
 import { VfioUserError } from "../vfio-user/errors.ts";
 import { DeviceInfoFlag, IrqIndex, RegionFlag, RegionIndex } from "../vfio-user/protocol/constants.ts";
@@ -70,6 +70,7 @@ export type VfioUserPortEventName =
   | "set-irqs-failed"
   | "server-disconnected"
   | "retargeted"
+  | "switchover-check"
   | "detach-step-failed"
   | "detached";
 
@@ -149,6 +150,8 @@ export class VfioUserPort implements FunctionPort {
   private readonly inflight = new Set<Promise<void>>();
   private postedSinceSync = false;
   private detached = false;
+  /** Set by `retarget`; the next `resume()` checks the new function once. */
+  private checkAfterResume = false;
   private readonly counters = { mmioDoorbells: 0, postedWrites: 0, regionReads: 0, failedReads: 0 };
 
   private constructor(binding: Binding, ram: GuestRamFd, options: VfioUserPortOptions) {
@@ -404,6 +407,26 @@ export class VfioUserPort implements FunctionPort {
     this.held = [];
     for (const op of held) op();
     this.msix?.release();
+    if (this.checkAfterResume) {
+      this.checkAfterResume = false;
+      void this.switchoverCheck();
+    }
+  }
+
+  /**
+   * After a move to another function: one CSTS read, behind the replayed accesses. It reports a
+   * destination that is gone or failed (all ones, CSTS.CFS) as soon as the vCPUs run, and is the
+   * client's first register access there — a server that polls the doorbell page only while it
+   * sees its client active (as the host exporter does) learns from it that the client is live.
+   */
+  private async switchoverCheck(): Promise<void> {
+    const csts = await this.readNumber(0, Reg.CSTS, 4);
+    const bad = csts === 0xffffffff || (csts & CSTS.CFS) !== 0 || (csts & CSTS.RDY) === 0;
+    this.emit({
+      name: "switchover-check",
+      level: bad ? "error" : "info",
+      detail: `CSTS 0x${csts.toString(16)} on the new function`,
+    });
   }
 
   /**
@@ -429,6 +452,7 @@ export class VfioUserPort implements FunctionPort {
     old.doorbellMap?.unmap();
     this.msix?.reregister();
     await Promise.all([...this.inflight]);
+    this.checkAfterResume = true;
     this.emit({ name: "retargeted", level: "info" });
     if (!wasPaused) this.resume();
   }

@@ -1,6 +1,6 @@
 /**
- * The VM as a separate process (`runVmProcess` in a child `node --import tsx`), attached to a vfio-user
- * server in this process: guest RAM is the child's memfd mmap'd here, doorbells are the child's stores
+ * The VM as a separate process (`runVmProcess` in a child `node --import tsx`), attached to a function
+ * exported in this process by the host's exporter (`exportNvmeFunction`): guest RAM is the child's memfd mmap'd here, doorbells are the child's stores
  * into our doorbell page, interrupts our eventfd writes. Also: the control channel, including a
  * TP4159 migration of the child's VF to another VF with `retarget` over the channel.
  */
@@ -16,11 +16,9 @@ import type { VmOptions } from "../cli/types.ts";
 import type { NvmeFunction } from "../controller/nvme-function.ts";
 import { Tp4159Commands } from "../host/agent/tp4159-commands.ts";
 import { HostNode } from "../host/host-node.ts";
+import { exportNvmeFunction, type FunctionExport } from "../host/vfio-user-export.ts";
 import { SuspendType } from "../nvme/migration-commands.ts";
 import { createMemoryBlockStore } from "../storage/memory-block-store.ts";
-import { VfioUserServer } from "../vfio-user/server.ts";
-import { listenVfioUser } from "../vfio-user/socket-transport.ts";
-import { NvmeFunctionBackend } from "./testing/nvme-function-backend.ts";
 import { VmControlClient } from "./vm-control.ts";
 import { runVmProcess, type VmProcessOptions, type VmProcessResult } from "./vm-process.ts";
 
@@ -43,31 +41,8 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Served {
-  path: string;
-  server: VfioUserServer;
-  close(): void;
-}
-
-/**
- * Exports `fn` at a socket in `dir` with the VMM tests' backend. (Not the host's exporter yet: its
- * doorbell poll loop uses an unref'd `setImmediate`, which does not wake an otherwise idle server
- * process, so a VMM in another process sees ~1 s per doorbell batch.)
- */
-function serve(fn: NvmeFunction, name: string): Served {
-  const backend = new NvmeFunctionBackend(fn);
-  const server = new VfioUserServer({ backend });
-  const path = join(dir, name);
-  const listener = listenVfioUser(path, (t) => server.attach(t));
-  return {
-    path,
-    server,
-    close() {
-      listener.close();
-      server.close();
-      backend.close();
-    },
-  };
+function serve(fn: NvmeFunction, name: string): FunctionExport {
+  return exportNvmeFunction(fn, { path: join(dir, name), label: name });
 }
 
 interface Child {

@@ -23,7 +23,7 @@
  * `rssMiB64Vfs` is measured in a child process with a fresh heap (see `rss-child.ts`).
  */
 import { spawn } from "node:child_process";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { NvmeFunction } from "../controller/nvme-function.ts";
 import { HostNode } from "../host/host-node.ts";
@@ -39,7 +39,7 @@ export interface IoBenchOptions {
   warmupMs?: number;
   /**
    * Bytes of namespace 1 written before the cases and addressed by them (random and sequential
-   * alike). Default 16 MiB (16777216): it fits a server CPU's last-level cache, so the figures
+   * alike). Default 8 MiB (8388608): it fits a server CPU's last-level cache, so the figures
    * measure the emulation path rather than DRAM; with a DRAM-sized working set 4 KiB reads are
    * bounded by `memcpy.block4kCopiesPerSecond`. A multiple of 128 KiB, at least 1 MiB.
    */
@@ -112,12 +112,24 @@ export interface IoBenchResult {
     string
   >;
   memcpy: { block4kGiBps: number; block4kCopiesPerSecond: number; block128kGiBps: number };
+  /**
+   * Headline figures divided by the same run's plain copy of the same block size: 4 KiB IOPS per
+   * 4 KiB copy per second, 128 KiB GiB/s per 128 KiB copy GiB/s (1.0 = as fast as the bare copy).
+   */
+  relativeToMemcpy: { randread4kQd128: number; randwrite4kQd128: number; seqread128k: number };
   rss?: RssChildReport;
   /** Always false: the speed figures are measured with the workload verifier off. */
   verify: false;
   cases: IoBenchCaseResult[];
   config: { durationMs: number; warmupMs: number; workingSetBytes: number; lbaBytes: number };
-  environment: { node: string; platform: string; cpu: string; cpus: number };
+  environment: {
+    node: string;
+    platform: string;
+    cpu: string;
+    cpus: number;
+    /** 1-minute load average when the bench started and ended (other load skews the figures). */
+    loadAverage1m: [number, number];
+  };
   notes: string[];
 }
 
@@ -179,7 +191,7 @@ const VF_IO_QUEUE_PAIRS = 4;
 export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchResult> {
   const durationMs = opts.durationMs ?? 2000;
   const warmupMs = opts.warmupMs ?? 250;
-  const workingSetBytes = opts.workingSetBytes ?? 16 * MiB;
+  const workingSetBytes = opts.workingSetBytes ?? 8 * MiB;
   if (!(durationMs >= 10)) throw new RangeError(`durationMs ${durationMs} < 10`);
   if (!(warmupMs >= 0)) throw new RangeError(`warmupMs ${warmupMs} < 0`);
   if (!Number.isInteger(workingSetBytes) || workingSetBytes < MiB || workingSetBytes % K128 !== 0) {
@@ -191,6 +203,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchResu
     throw new RangeError(`unknown case(s): ${opts.cases.filter((n) => !known.has(n)).join(", ")}`);
   }
 
+  const loadAtStart = loadavg()[0] ?? 0;
   const memcpy = measureMemcpy(workingSetBytes, Math.max(50, Math.min(500, durationMs / 4)));
 
   const lbaCount = Math.max(workingSetBytes * 2, 256 * MiB) / LBA_BYTES;
@@ -260,6 +273,11 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchResu
       seqread128kGiBps: seq.name,
     },
     memcpy,
+    relativeToMemcpy: {
+      randread4kQd128: round3(rr128.value / memcpy.block4kCopiesPerSecond),
+      randwrite4kQd128: round3(rw128.value / memcpy.block4kCopiesPerSecond),
+      seqread128k: round3(seq.value / memcpy.block128kGiBps),
+    },
     verify: false,
     cases,
     config: { durationMs, warmupMs, workingSetBytes, lbaBytes: LBA_BYTES },
@@ -268,6 +286,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchResu
       platform: `${process.platform}-${process.arch}`,
       cpu: cpuList[0]?.model ?? "unknown",
       cpus: cpuList.length,
+      loadAverage1m: [round3(loadAtStart), round3(loadavg()[0] ?? 0)],
     },
     notes: [
       "All speed figures run with the workload verifier off (verify: false).",

@@ -106,7 +106,9 @@ export function encodeRegionInfoReply(
   v.setUint32(0, needed, true);
   v.setUint32(4, flags, true);
   v.setUint32(8, info.index, true);
-  v.setUint32(12, truncated || info.caps.length === 0 ? 0 : REGION_INFO_BYTES, true);
+  // cap_offset names where the chain starts even in a truncated reply (CAPS set): QEMU's vfio-user
+  // client refuses CAPS with a cap_offset below the struct size (EINVAL), libvfio-user sends 32 too.
+  v.setUint32(12, info.caps.length === 0 ? 0 : REGION_INFO_BYTES, true);
   writeU64(v, 16, info.sizeBytes);
   writeU64(v, 24, info.offset);
   if (!truncated) {

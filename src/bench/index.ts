@@ -4,29 +4,20 @@
  */
 import type { BenchName, BenchOptions, EntryExit } from "../cli/types.ts";
 
+/** Module and export of each benchmark. */
+const BENCHES: Record<Exclude<BenchName, "all">, [file: string, exportName: string]> = {
+  io: ["./io-bench.ts", "runIoBench"],
+  migration: ["./migration-bench.ts", "runMigrationBench"],
+  "vfio-user": ["./vfio-user-bench.ts", "runVfioUserBench"],
+  control: ["./control-bench.ts", "runControlBench"],
+};
+
 async function one(name: Exclude<BenchName, "all">): Promise<unknown> {
-  switch (name) {
-    case "io":
-      return (await import("./io-bench.ts")).runIoBench();
-    case "migration":
-      return (await import("./migration-bench.ts")).runMigrationBench();
-    case "vfio-user": {
-      const m = (await import(new URL("./vfio-user-bench.ts", import.meta.url).href)) as {
-        runVfioUserBench?: () => Promise<unknown>;
-      };
-      if (m.runVfioUserBench === undefined)
-        throw new Error("the vfio-user benchmark is not available in this build");
-      return m.runVfioUserBench();
-    }
-    case "control": {
-      const m = (await import(new URL("./control-bench.ts", import.meta.url).href)) as {
-        runControlBench?: () => Promise<unknown>;
-      };
-      if (m.runControlBench === undefined)
-        throw new Error("the control benchmark is not available in this build");
-      return m.runControlBench();
-    }
-  }
+  const [file, exportName] = BENCHES[name];
+  const mod = (await import(new URL(file, import.meta.url).href)) as Record<string, unknown>;
+  const run = mod[exportName];
+  if (typeof run !== "function") throw new Error(`the ${name} benchmark is not available in this build`);
+  return (run as () => Promise<unknown>)();
 }
 
 export async function runBench(name: BenchName, opts: BenchOptions): Promise<EntryExit> {

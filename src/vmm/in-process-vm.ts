@@ -19,7 +19,10 @@ export interface InProcessVm {
 }
 
 /** Creates guest RAM, attaches it to `fn` and brings the guest driver up (reset, admin queue, I/O queues). */
-export async function startInProcessVm(fn: InProcessFunction, opts: InProcessVmOptions = {}): Promise<InProcessVm> {
+export async function startInProcessVm(
+  fn: InProcessFunction,
+  opts: InProcessVmOptions = {},
+): Promise<InProcessVm> {
   const memory = createGuestMemory(opts.memoryBytes ?? 64 << 20);
   const port = new InProcessPort(fn, memory);
   const driver = new GuestNvmeDriver(port, memory, opts.driver ?? {});

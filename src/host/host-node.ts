@@ -84,7 +84,10 @@ export class HostNode {
       ...encodeVirtualizationManagement({ act, rt, cntlid, nr }),
     });
     if (r.status !== 0)
-      throw new HostNodeError(`${this.name}: Virtualization Management act ${act} cntlid ${cntlid}: ${statusName(r.status)}`, r.status);
+      throw new HostNodeError(
+        `${this.name}: Virtualization Management act ${act} cntlid ${cntlid}: ${statusName(r.status)}`,
+        r.status,
+      );
     return r.dw0;
   }
 
@@ -96,8 +99,18 @@ export class HostNode {
     const fn = this.vf(vfn);
     const cntlid = fn.controller.cntlid;
     await this.virtMgmt(VirtMgmtAction.SecondaryControllerOffline, 0, cntlid, 0);
-    await this.virtMgmt(VirtMgmtAction.SecondaryControllerAssign, VirtMgmtResourceType.VqResources, cntlid, ioQueuePairs + 1);
-    await this.virtMgmt(VirtMgmtAction.SecondaryControllerAssign, VirtMgmtResourceType.ViResources, cntlid, ioQueuePairs + 1);
+    await this.virtMgmt(
+      VirtMgmtAction.SecondaryControllerAssign,
+      VirtMgmtResourceType.VqResources,
+      cntlid,
+      ioQueuePairs + 1,
+    );
+    await this.virtMgmt(
+      VirtMgmtAction.SecondaryControllerAssign,
+      VirtMgmtResourceType.ViResources,
+      cntlid,
+      ioQueuePairs + 1,
+    );
     await this.virtMgmt(VirtMgmtAction.SecondaryControllerOnline, 0, cntlid, 0);
     return fn;
   }

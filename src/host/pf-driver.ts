@@ -83,7 +83,7 @@ export class PfHostDriver implements AdminChannel, BlockChannel {
     const buf = len > 0 ? this.buffer(len) : undefined;
     try {
       if (buf !== undefined && cmd.dataOut !== undefined) this.memory.write(buf.gpa, cmd.dataOut);
-      const r = await this.driver.adminCommand({
+      const pending = this.driver.adminCommand({
         opc: cmd.opc,
         nsid: cmd.nsid ?? 0,
         prp1: buf?.prps.prp1 ?? cmd.prp1 ?? 0,
@@ -95,6 +95,8 @@ export class PfHostDriver implements AdminChannel, BlockChannel {
         cdw14: cmd.cdw14 ?? 0,
         cdw15: cmd.cdw15 ?? 0,
       });
+      this.processNow();
+      const r = await pending;
       const reply: AdminReply = { status: r.status, dw0: r.dw0 };
       if (r.status === 0 && buf !== undefined && cmd.dataInBytes !== undefined) {
         reply.data = this.memory.view(buf.gpa, cmd.dataInBytes).slice();
@@ -103,6 +105,18 @@ export class PfHostDriver implements AdminChannel, BlockChannel {
     } finally {
       buf?.release();
     }
+  }
+
+  /**
+   * The PF and this driver share the process: after ringing a doorbell the driver lets the PF run its
+   * processing pass now, in this turn, and reaps the admin CQ right away (as a polled queue), instead
+   * of waiting a turn of the event loop for the pass and another for the interrupt — during which
+   * other functions' passes would run first. A command the PF completes later (e.g. a Suspend that
+   * waits for fetched commands) still arrives by interrupt.
+   */
+  private processNow(): void {
+    this.pf.controller.runPass();
+    this.driver.poll();
   }
 
   lbaBytes(nsid: number): number | undefined {

@@ -8,9 +8,9 @@
 import { decodeIntelMigration, INTEL_LM_MAX_STATE_BYTES } from "../../nvme/intel-migration.ts";
 import { AdminOpcode } from "../../nvme/opcodes.ts";
 import { Status } from "../../nvme/status.ts";
-import { type NvmeController, PENDING } from "../controller.ts";
+import type { NvmeController } from "../controller.ts";
 import { captureControllerState, restoreControllerState } from "../migration/controller-state.ts";
-import { resumeController, suspendController } from "../migration/suspend.ts";
+import { resumeController, suspendCommand } from "../migration/suspend.ts";
 import { targetByVfIndex, transfersFor } from "../migration/targets.ts";
 import type { SubmissionQueue } from "../queues.ts";
 
@@ -31,12 +31,7 @@ export function intelSuspend(c: NvmeController, sq: SubmissionQueue): number {
   const t = targetByVfIndex(c, decode(c).vfIndex);
   if (t === undefined) return Status.InvalidControllerIdentifier;
   if (t.suspended) return Status.ControllerSuspended;
-  const cid = c.sqe.getUint16(2, true);
-  suspendController(t).then(
-    () => c.completeLater(sq, cid, Status.Success),
-    () => c.completeLater(sq, cid, Status.InternalError),
-  );
-  return PENDING;
+  return suspendCommand(c, sq, t);
 }
 
 export function intelResume(c: NvmeController): number {

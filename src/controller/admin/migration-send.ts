@@ -17,9 +17,9 @@ import {
   SuspendType,
 } from "../../nvme/migration-commands.ts";
 import { Status } from "../../nvme/status.ts";
-import { type NvmeController, PENDING } from "../controller.ts";
+import type { NvmeController } from "../controller.ts";
 import { restoreControllerState } from "../migration/controller-state.ts";
-import { resumeController, suspendController } from "../migration/suspend.ts";
+import { resumeController, suspendCommand } from "../migration/suspend.ts";
 import { targetByCntlid, transfersFor } from "../migration/targets.ts";
 import { udmqsOf } from "../migration/user-data-queue.ts";
 import type { SubmissionQueue } from "../queues.ts";
@@ -61,13 +61,8 @@ export function migrationSend(c: NvmeController, sq: SubmissionQueue): number {
       }
       if (f.stype !== SuspendType.Suspend) return Status.InvalidField;
       if (t.suspended) return Status.ControllerSuspended;
-      const cid = c.sqe.getUint16(2, true);
       endUserDataLogging(c, t, f.dudmq);
-      suspendController(t).then(
-        () => c.completeLater(sq, cid, Status.Success),
-        () => c.completeLater(sq, cid, Status.InternalError),
-      );
-      return PENDING;
+      return suspendCommand(c, sq, t);
     }
     case MigrationSendSel.Resume: {
       if (!t.suspended) return Status.ControllerNotSuspended;

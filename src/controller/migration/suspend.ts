@@ -6,14 +6,32 @@
  * head / tail. Outstanding Asynchronous Event Requests stay outstanding (they move with the state).
  * Resume = fetch again from the current heads.
  */
-import type { NvmeController } from "../controller.ts";
+import { Status } from "../../nvme/status.ts";
+import { type NvmeController, PENDING } from "../controller.ts";
 import { ControllerEvent, emitEvent } from "../events.ts";
+import type { SubmissionQueue } from "../queues.ts";
 
 /** Stops fetching now; resolves when every fetched command has completed. */
 export function suspendController(t: NvmeController): Promise<void> {
   t.suspended = true;
   emitEvent(ControllerEvent.suspended, t.cntlid);
   return t.whenIdle();
+}
+
+/**
+ * The Suspend admin command on controller `c` (the controlling one) for target `t`: completes at once
+ * when nothing fetched is outstanding on `t` (the usual case: commands complete within the pass that
+ * fetched them), otherwise returns `PENDING` and completes when `t` is idle.
+ */
+export function suspendCommand(c: NvmeController, sq: SubmissionQueue, t: NvmeController): number {
+  const idle = suspendController(t);
+  if (t.outstandingCommands() <= 0) return Status.Success;
+  const cid = c.sqe.getUint16(2, true);
+  idle.then(
+    () => c.completeLater(sq, cid, Status.Success),
+    () => c.completeLater(sq, cid, Status.InternalError),
+  );
+  return PENDING;
 }
 
 export function resumeController(t: NvmeController): void {

@@ -12,12 +12,19 @@
  *         readData → writeData ───────────────────►  (namespace data)
  *         until (pending RAM + stop_copy_length) ÷ bandwidth ≤ maxDowntimeMs
  *   ── downtime ──                                                               vCPUs paused
+ *   dirty RAM (CPU + device report) ──────────────────────────────────────────► pages
  *   setState(STOP_COPY) ─────► Suspend, Get Controller State
  *   readData until EOS ──────────────────────────►  writeData
- *   last dirty RAM (CPU + device report) ─────────────────────────────────────► pages
+ *   last dirty RAM (device report: DMA before the suspend) ───────────────────► pages
  *   setState(RUNNING) ───────────────────────────►  Set Controller State, Resume
  *   ── end of downtime ──                                                        vCPUs run there
  *   source setState(STOP), logging off
+ *
+ * The dirty RAM found once the vCPUs are stopped goes before the device stops: only the pages the
+ * device writes between that report and its suspend are left for after it, so the device is stopped
+ * for its state alone (the device downtime) while the vCPU downtime covers the RAM too. Between
+ * pre-copy iterations the orchestrator yields one turn of the event loop, so a VM sharing this
+ * thread (in-process endpoints) runs, dirties RAM and does I/O as a concurrent VM would.
  *
  * Rule: the VM never runs on both sides. Any failure before the destination device runs rolls back:
  * the source device returns to RUNNING (reset if a SET fails), the source vCPUs resume, the
@@ -35,6 +42,10 @@ import {
 } from "./report.ts";
 
 const PAGE_BYTES = 4096;
+/** Pages per `writePages` call. */
+const SEND_BATCH_PAGES = 256;
+/** An iteration moving fewer bytes than this only raises the bandwidth estimate (fixed costs dominate). */
+const BANDWIDTH_SAMPLE_BYTES = 1 << 20;
 /** VFIO_MIGRATION_PRE_COPY. */
 const MIG_FLAG_PRE_COPY = 4;
 
@@ -128,21 +139,25 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
     await o.onPhase?.(p);
   };
 
+  // One staging buffer for a batch of pages (`page()` is valid only until the next call; the
+  // destination copies before `writePages` returns, so the buffer is reused batch after batch).
+  const staging = new Uint8Array(SEND_BATCH_PAGES * PAGE_BYTES);
+  const stagingPages = Array.from({ length: SEND_BATCH_PAGES }, (_, i) =>
+    staging.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES),
+  );
   const sendPages = async (pages: Iterable<number>): Promise<number> => {
     const list: number[] = [];
-    const bytes: Uint8Array[] = [];
     let n = 0;
     for (const p of pages) {
+      stagingPages[list.length]!.set(src.vm.page(p));
       list.push(p);
-      bytes.push(src.vm.page(p).slice());
-      if (list.length === 256) {
-        await dst.vm.writePages(list, bytes);
+      if (list.length === SEND_BATCH_PAGES) {
+        await dst.vm.writePages(list, stagingPages);
         n += list.length;
         list.length = 0;
-        bytes.length = 0;
       }
     }
-    if (list.length > 0) await dst.vm.writePages(list, bytes);
+    if (list.length > 0) await dst.vm.writePages(list, stagingPages.slice(0, list.length));
     n += list.length;
     ramBytesTotal += n * PAGE_BYTES;
     return n;
@@ -209,6 +224,8 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
 
     // Pre-copy: the first iteration sends all of RAM.
     let allPages = true;
+    /** Bytes per ms used to predict the downtime. */
+    let bandwidthEstimate = 0;
     for (let i = 0; i < maxIterations; i++) {
       const t0 = clock.now();
       let pages: Iterable<number>;
@@ -229,15 +246,19 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
       const sent = await sendPages(pages);
       const devMoved = devicePrecopy ? await pumpDevice("precopy", false) : 0;
       await throttle(sent * PAGE_BYTES + devMoved, t0);
+      const moved = sent * PAGE_BYTES + devMoved;
       const dur = Math.max(clock.now() - t0, 0.001);
-      const bandwidth = (sent * PAGE_BYTES + devMoved) / dur;
+      const bandwidth = moved / dur;
+      if (moved >= BANDWIDTH_SAMPLE_BYTES || bandwidth > bandwidthEstimate) bandwidthEstimate = bandwidth;
+      // Let a VM on this thread run (a VM in another process runs all along).
+      await new Promise<void>((r) => setImmediate(r));
       const info = devicePrecopy ? await src.device.precopyInfo() : undefined;
       const size = await src.device.dataSize();
       const stopCopy = size.ok ? Number(size.stopCopyLength) : 100 * 1024 ** 3;
       const pendingRam = src.vm.dirtyPageCount() * PAGE_BYTES + device * PAGE_BYTES;
       const capPerMs =
         o.maxBandwidthBytesPerSec !== undefined ? o.maxBandwidthBytesPerSec / 1000 : Number.POSITIVE_INFINITY;
-      const effBandwidth = Math.max(1, Math.min(bandwidth, capPerMs));
+      const effBandwidth = Math.max(1, Math.min(bandwidthEstimate, capPerMs));
       const expected = (pendingRam + stopCopy) / effBandwidth;
       const rec: IterationRecord = {
         index: i,
@@ -269,6 +290,12 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
     downtime.vcpuPauseMs = clock.now() - downtimeStart;
     await enter("vcpus-paused");
 
+    // The RAM dirtied so far (CPU, and device DMA until now) goes while the device still runs.
+    const tr0 = clock.now();
+    const early = await collectDirty("vcpus-paused");
+    await sendPages(early.pages);
+    downtime.finalRamMs = clock.now() - tr0;
+
     deviceDowntimeStart = clock.now();
     const sc = await src.device.setState(MigState.STOP_COPY);
     if (!sc.ok) fail("source-device", `to STOP_COPY: errno ${sc.errno}`, "vcpus-paused");
@@ -285,7 +312,7 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
     const tr = clock.now();
     const last = await collectDirty("device-data-sent");
     await sendPages(last.pages);
-    downtime.finalRamMs = clock.now() - tr;
+    downtime.finalRamMs += clock.now() - tr;
     await enter("final-ram-sent");
 
     const tres = clock.now();

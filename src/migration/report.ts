@@ -49,7 +49,11 @@ export interface DowntimeBreakdown {
   deviceStopMs: number;
   /** Remaining device stream, source → destination. */
   deviceDataMs: number;
-  /** Last dirty RAM (CPU and device logs) → destination. */
+  /**
+   * Last dirty RAM (CPU and device logs) → destination: the pages found dirty once the vCPUs stopped
+   * (sent while the device still runs) plus the pages the device wrote until its suspend (sent after).
+   * Only the second part falls within the device downtime.
+   */
   finalRamMs: number;
   /** Destination device RESUMING → RUNNING (validate, Set Controller State, Resume). */
   deviceResumeMs: number;

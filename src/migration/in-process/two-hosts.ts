@@ -27,7 +27,7 @@ export interface TwoHostsOptions {
   lbaBytes?: 512 | 4096;
   /** VM RAM, bytes. Default 32 MiB. */
   vmRamBytes?: number;
-  /** I/O queue pairs given to the VF. Default 4. */
+  /** I/O queue pairs given to the VF. Default 4, range 1..64. */
   ioQueuePairs?: number;
   /** Guest driver options. */
   driver?: GuestNvmeDriverOptions;
@@ -45,6 +45,8 @@ export interface Side {
 export class TwoHosts {
   /** Which side the VM runs on now. */
   current: "a" | "b" = "a";
+  /** RAM the VM no longer uses (left by the last migration), reused as the next destination RAM. */
+  private spareRam: Uint8Array | undefined;
 
   private constructor(
     readonly a: Side,
@@ -68,7 +70,10 @@ export class TwoHosts {
     const storeB =
       opts.storage === "shared" ? storeA : createMemoryBlockStore({ lbaBytes: opts.lbaBytes, lbaCount });
     const side = async (name: string, store: BlockStore): Promise<Side> => {
-      const host = await HostNode.start({ name, namespaces: [{ nsid: 1, store }], secondaryCount: 4 });
+      // The VQ / VI flexible pools hold 9 resources per secondary: enough secondaries that one VF
+      // can have ioQueuePairs + 1 (64 I/O queue pairs need 8).
+      const secondaryCount = Math.max(4, Math.ceil((opts.ioQueuePairs + 1) / 9));
+      const host = await HostNode.start({ name, namespaces: [{ nsid: 1, store }], secondaryCount });
       await host.bringUpVf(opts.vfn, opts.ioQueuePairs);
       const fn = host.vf(opts.vfn);
       const variant = await createNvmeVariantDriver({
@@ -110,18 +115,22 @@ export class TwoHosts {
     const src = this.source;
     const dst = this.destination;
     const dstFn = dst.host.vf(this.options.vfn);
+    const sourceRam = this.vm.memory.bytes;
+    const destinationRam = this.spareRam ?? new Uint8Array(sourceRam.byteLength);
+    this.spareRam = undefined;
     const report = await migrate({
       ...o,
       source: { device: portalEndpoint(src.portal), vm: inProcessVmSource(this.vm.memory, this.vm.port) },
       destination: {
         device: portalEndpoint(dst.portal),
-        vm: inProcessVmDestination(this.vm.memory, this.vm.port, dstFn),
+        vm: inProcessVmDestination(this.vm.memory, this.vm.port, dstFn, destinationRam),
       },
       storage: this.options.storage,
       profile: this.options.profile,
       functionLabel: `vf${this.options.vfn}`,
       path: "in-band",
     });
+    this.spareRam = report.result === "completed" ? sourceRam : destinationRam;
     if (report.result === "completed") {
       this.current = this.current === "a" ? "b" : "a";
       // The old source keeps a suspended function; reset it so it is clean for a migration back.

@@ -188,10 +188,9 @@ export class NvmeFunction {
 
   private stateHooks(): FunctionStateHooks {
     return {
-      capture: () => this.pci.snapshot(),
+      capture: () => this.pci.snapshot({ compact: true }),
       validate: (s) => {
-        const scratch = new PciFunction(this.pci.descriptor);
-        const r = scratch.restore(s);
+        const r = this.pci.validateSnapshot(s);
         return r.ok ? undefined : r.error.message;
       },
       restore: (s) => {

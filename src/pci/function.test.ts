@@ -356,6 +356,21 @@ describe("PciFunction snapshot / restore", () => {
     assert.deepEqual(log.messages, [[1, 0xfee02000n, 0x31]], "restored pending vector delivers on unmask");
   });
 
+  test("compact snapshot: same state in a smaller form; validateSnapshot checks without changing anything", () => {
+    const { fn: src } = programmed();
+    const compact = JSON.parse(JSON.stringify(src.snapshot({ compact: true })));
+    assert.equal(compact.msix.version, 2);
+    assert.ok(JSON.stringify(compact).length < JSON.stringify(src.snapshot()).length);
+    const { fn: dst } = pf();
+    const before = dst.config.bytes.slice();
+    assert.deepEqual(dst.validateSnapshot(compact), { ok: true, ignoredFields: [] });
+    assert.deepEqual(dst.config.bytes, before, "validation changes nothing");
+    assert.equal(dst.validateSnapshot({ ...compact, version: 9 }).ok, false);
+    assert.deepEqual(dst.restore(compact), { ok: true, ignoredFields: [] });
+    assert.deepEqual(dst.config.bytes, src.config.bytes);
+    assert.deepEqual(dst.msix.snapshot(), src.msix.snapshot());
+  });
+
   test("unknown field names are ignored and listed", () => {
     const { fn } = programmed();
     const snap = { ...fn.snapshot(), config: { ...fn.snapshot().config, "future.register": 5 } };

@@ -23,7 +23,7 @@ import { ConfigSpace } from "./config-space.ts";
 import { PciError, type RestoreResult } from "./errors.ts";
 import type { PciEvent, PciEventSink } from "./events.ts";
 import { checkFunctionDescriptor, type PciFunctionDescriptor } from "./function-descriptor.ts";
-import { MsixTable, type MsixTableSnapshot } from "./msix.ts";
+import { MsixTable, type MsixTableCompactSnapshot, type MsixTableSnapshot } from "./msix.ts";
 import {
   COMMAND_WRITE_MASK_PHYSICAL,
   COMMAND_WRITE_MASK_VIRTUAL,
@@ -89,7 +89,8 @@ export interface PciFunctionSnapshot {
   identity: PciIdentity;
   /** Every config field with RW or RW1C bits, by name (e.g. `"header.command"`, `"sriov.numVfs"`). */
   config: Record<string, number>;
-  msix: MsixTableSnapshot;
+  /** The MSI-X table and PBA: every entry (version 1), or only programmed ones (compact, version 2). */
+  msix: MsixTableSnapshot | MsixTableCompactSnapshot;
 }
 
 export const PCI_FUNCTION_SNAPSHOT_FORMAT = "nvmig.pci.function";
@@ -349,8 +350,11 @@ export class PciFunction {
     this.reportCommandIfChanged();
   }
 
-  /** The software-visible PCI state as named data. */
-  snapshot(): PciFunctionSnapshot {
+  /**
+   * The software-visible PCI state as named data. `compact` (default false) writes the MSI-X table in
+   * its compact form (only entries not in their reset state, by column): what migration state uses.
+   */
+  snapshot(options: { compact?: boolean } = {}): PciFunctionSnapshot {
     const config: Record<string, number> = {};
     for (const f of this.config.fields()) if (f.isWritable) config[f.name] = f.get();
     return {
@@ -358,8 +362,17 @@ export class PciFunction {
       version: PCI_FUNCTION_SNAPSHOT_VERSION,
       identity: this.identity(),
       config,
-      msix: this.msix.snapshot(),
+      msix: options.compact === true ? this.msix.compactSnapshot() : this.msix.snapshot(),
     };
+  }
+
+  /**
+   * Checks that `snapshot` could be restored into this function — identity, every field, the MSI-X
+   * table — without changing anything (what `restore` checks first). The outcome does not depend on
+   * the function's current state, only on its descriptor.
+   */
+  validateSnapshot(snapshot: unknown): RestoreResult {
+    return this.check(snapshot);
   }
 
   /**

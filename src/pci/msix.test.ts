@@ -168,7 +168,8 @@ describe("MSI-X table", () => {
     const bad: [unknown, string][] = [
       [null, "state-format"],
       [{ ...good, format: "x" }, "state-format"],
-      [{ ...good, version: 2 }, "state-version"],
+      [{ ...good, version: 9 }, "state-version"],
+      [{ ...good, version: 2 }, "state-bad-value"], // a version 1 body under the compact version
       [{ ...good, vectors: 5 }, "state-vector-count"],
       [{ ...good, entries: good.entries.slice(1) }, "state-vector-count"],
       [{ ...good, entries: good.entries.map((e) => ({ ...e, vector: 0 })) }, "state-bad-value"],
@@ -188,6 +189,78 @@ describe("MSI-X table", () => {
     for (const [s, code] of bad) {
       const r = t.restore(s);
       assert.equal(r.ok, false);
+      if (!r.ok) assert.equal(r.error.code, code);
+    }
+    assert.equal(JSON.stringify(t.snapshot()), before);
+  });
+
+  test("compact snapshot lists only programmed or pending entries and round-trips through JSON", () => {
+    const a = table(8);
+    a.t.setControl({ enable: true, functionMask: false });
+    program(a.t, 1, 0xfee0_0000n, 7);
+    program(a.t, 5, 0x2_0000_1000n, 9, false);
+    a.t.signal(5); // masked → pending
+    const json = JSON.parse(JSON.stringify(a.t.compactSnapshot()));
+    assert.deepEqual(json, {
+      format: "nvmig.pci.msix-table",
+      version: 2,
+      vectors: 8,
+      entries: {
+        vector: [1, 5],
+        messageAddressLo: [0xfee0_0000, 0x1000],
+        messageAddressHi: [0, 2],
+        messageData: [7, 9],
+        vectorControl: [0, 1],
+        pending: [0, 1],
+      },
+    });
+    // Into a table whose other entries are programmed: those return to their reset state.
+    const b = table(8);
+    b.t.setControl({ enable: true, functionMask: false });
+    program(b.t, 0, 0xfee0_1000n, 3);
+    program(b.t, 1, 0xfee0_1000n, 4);
+    b.t.signal(0);
+    assert.equal(b.sent.length, 1);
+    assert.deepEqual(b.t.restore(json), { ok: true, ignoredFields: [] });
+    assert.deepEqual(b.t.snapshot(), a.t.snapshot());
+    assert.deepEqual(
+      b.t.control,
+      { enable: true, functionMask: false },
+      "Message Control is not in the table",
+    );
+    assert.equal(b.sent.length, 1, "restoring sends nothing");
+    b.t.writeTable(5 * 16 + 12, u32(0));
+    assert.deepEqual(b.sent[1], { vector: 5, address: 0x2_0000_1000n, data: 9 });
+    // A table in its reset state lists nothing.
+    assert.deepEqual(table(8).t.compactSnapshot().entries.vector, []);
+  });
+
+  test("compact restore refuses corrupt columns and changes nothing", () => {
+    const { t } = table(8);
+    program(t, 2, 0xfee0_0000n, 1);
+    program(t, 6, 0xfee0_0000n, 2);
+    const good = t.compactSnapshot();
+    const before = JSON.stringify(t.snapshot());
+    const col = (patch: Partial<typeof good.entries>) => ({
+      ...good,
+      entries: { ...good.entries, ...patch },
+    });
+    const bad: [unknown, string][] = [
+      [{ ...good, vectors: 4 }, "state-vector-count"],
+      [{ ...good, entries: null }, "state-vector-count"],
+      [col({ messageData: [1] }), "state-bad-value"],
+      [col({ pending: undefined as unknown as number[] }), "state-bad-value"],
+      [col({ vector: [6, 2] }), "state-bad-value"],
+      [col({ vector: [2, 2] }), "state-bad-value"],
+      [col({ vector: [2, 8] }), "state-bad-value"],
+      [col({ messageAddressLo: [0xfee0_0000, 0xfee0_0002] }), "state-bad-value"],
+      [col({ vectorControl: [0, 3] }), "state-bad-value"],
+      [col({ pending: [0, 2] }), "state-bad-value"],
+      [col({ messageAddressHi: [0, -1] }), "state-bad-value"],
+    ];
+    for (const [s, code] of bad) {
+      const r = t.restore(s);
+      assert.equal(r.ok, false, code);
       if (!r.ok) assert.equal(r.error.code, code);
     }
     assert.equal(JSON.stringify(t.snapshot()), before);

@@ -115,6 +115,9 @@ export class NvmeSavingSession implements SavingSession {
 
   /** Puts the next piece of namespace data in the writer; false when there is none now. */
   private async produceData(): Promise<boolean | number> {
+    // Drain the UDMQ on every call, also during the initial pass: a queue left to fill up ends in
+    // "queue full" (ESA 7), which marks whole namespaces changed and sends them all again.
+    if (this.udmq !== undefined) await this.udmq.drain();
     for (const p of this.initial) {
       if (p.nextLba >= p.ns.lbaCount) continue;
       const nlb = Math.min(Math.floor(this.chunkBytes / p.ns.lbaBytes), p.ns.lbaCount - p.nextLba);
@@ -123,7 +126,6 @@ export class NvmeSavingSession implements SavingSession {
       const err = await this.copy(p.ns, slba, nlb);
       return err ?? true;
     }
-    if (this.udmq !== undefined) await this.udmq.drain();
     for (const p of this.initial) {
       const log = this.logs.get(p.ns.nsid)!;
       if (log.isEmpty()) continue;
@@ -199,10 +201,13 @@ export class NvmeResumingSession implements ResumingSession {
         }
         const data = r.data.slice();
         this.writes.push(
-          this.blocks.write(r.nsid, r.slba, data).then((w) => {
-            if (w.status === 0) this.namespaceBytesWritten += data.byteLength;
-            return w.status === 0 ? 0 : Errno.EIO;
-          }),
+          this.blocks.write(r.nsid, r.slba, data).then(
+            (w) => {
+              if (w.status === 0) this.namespaceBytesWritten += data.byteLength;
+              return w.status === 0 ? 0 : Errno.EIO;
+            },
+            () => Errno.EIO,
+          ),
         );
         return;
       }

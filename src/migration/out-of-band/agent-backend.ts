@@ -43,6 +43,9 @@ export interface AgentFunctionOptions {
   label?: string;
 }
 
+/** NVMe Data Transfer Error (with DNR): what a failed agent data call turns into. */
+const DATA_TRANSFER_ERROR = 0x4004;
+
 class AgentOps implements ControlledFunctionOps {
   leaseId = "";
   constructor(
@@ -84,6 +87,17 @@ class AgentBlocks implements BlockChannel {
     return this.geometry.get(nsid);
   }
   async read(nsid: number, slba: number, nlb: number): Promise<{ status: number; data?: Uint8Array }> {
+    try {
+      return await this.readOrThrow(nsid, slba, nlb);
+    } catch {
+      return { status: DATA_TRANSFER_ERROR };
+    }
+  }
+  private async readOrThrow(
+    nsid: number,
+    slba: number,
+    nlb: number,
+  ): Promise<{ status: number; data?: Uint8Array }> {
     const lbaBytes = this.geometry.get(nsid);
     if (lbaBytes === undefined) return { status: 0x400b };
     const out = new Uint8Array(nlb * lbaBytes);
@@ -96,11 +110,15 @@ class AgentBlocks implements BlockChannel {
       out.set(c.data, at);
       at += c.data.byteLength;
     }
-    return at === out.byteLength ? { status: 0, data: out } : { status: 0x4004 };
+    return at === out.byteLength ? { status: 0, data: out } : { status: DATA_TRANSFER_ERROR };
   }
   async write(nsid: number, slba: number, data: Uint8Array): Promise<{ status: number }> {
-    await this.client.writeNamespaceData({ cntlid: this.cntlid, nsid }, [{ slba: BigInt(slba), data }]);
-    return { status: 0 };
+    try {
+      await this.client.writeNamespaceData({ cntlid: this.cntlid, nsid }, [{ slba: BigInt(slba), data }]);
+      return { status: 0 };
+    } catch {
+      return { status: DATA_TRANSFER_ERROR };
+    }
   }
 }
 
@@ -131,6 +149,9 @@ class AgentChangeFeed implements ChangeFeed {
       } catch (e) {
         if (!this.abort.signal.aborted) this.failure = e;
       } finally {
+        // A change stream that broke loses track of what changed: from then on everything counts as
+        // changed (the remaining namespace data is sent again in full) — slower, never wrong.
+        if (this.failure !== undefined) for (const l of this.logs.values()) l.markAll();
         this.ended = true;
         for (const w of this.endWaiters) w();
         this.endWaiters = [];
@@ -138,8 +159,11 @@ class AgentChangeFeed implements ChangeFeed {
     })();
   }
 
-  async drain(): Promise<void> {
-    if (this.failure !== undefined) throw this.failure;
+  async drain(): Promise<void> {}
+
+  /** The stream failed before logging ended (all namespace blocks were marked changed). */
+  get broken(): boolean {
+    return this.failure !== undefined;
   }
 
   /** Resolves when the stream reported the end of logging (after Suspend: ESA 3). */
@@ -174,13 +198,24 @@ export function createAgentBackend(o: AgentFunctionOptions): {
   let feed: AgentChangeFeed | undefined;
   let lastStateBytes = 0;
 
+  // The lease is renewed every third of its length while this orchestrator lives; if it dies, the
+  // renewals stop and the agent's expiry rule puts the function back on exactly one side.
+  const leaseMs = o.leaseMs ?? 10_000;
+  let renewTimer: NodeJS.Timeout | undefined;
   const lease = async () => {
     if (ops.leaseId !== "") return;
-    ops.leaseId = (
-      await client.acquireLease({ cntlid, leaseMs: o.leaseMs ?? 10_000, description: "nvmig migrate" })
-    ).leaseId;
+    ops.leaseId = (await client.acquireLease({ cntlid, leaseMs, description: "nvmig migrate" })).leaseId;
+    renewTimer = setInterval(
+      () => {
+        if (ops.leaseId !== "") client.renewLease({ cntlid, leaseId: ops.leaseId, leaseMs }).catch(() => {});
+      },
+      Math.max(100, Math.floor(leaseMs / 3)),
+    );
+    renewTimer.unref();
   };
   const unlease = async () => {
+    if (renewTimer !== undefined) clearInterval(renewTimer);
+    renewTimer = undefined;
     const id = ops.leaseId;
     ops.leaseId = "";
     if (id !== "") await client.releaseLease({ cntlid, leaseId: id }).catch(() => {});
@@ -268,7 +303,8 @@ export function createAgentBackend(o: AgentFunctionOptions): {
         }
         if (from === S.RESUMING && to === S.STOP) return { ok: true };
         return { ok: false, errno: Errno.EINVAL, deviceError: false };
-      } catch {
+      } catch (e) {
+        if (process.env.NVMIG_DEBUG_OOB) console.error("arc", from, to, e);
         return { ok: false, errno: Errno.EIO, deviceError: false };
       }
     },

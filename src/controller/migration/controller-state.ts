@@ -24,6 +24,7 @@ import { AQA, CSTS } from "../../nvme/registers.ts";
 import { CQE_BYTES, SQE_BYTES } from "../../nvme/sqe.ts";
 import type { NvmeController } from "../controller.ts";
 import { ControllerEvent, emitEvent } from "../events.ts";
+import type { FeatureValues } from "../features-state.ts";
 import { CompletionQueue, SubmissionQueue } from "../queues.ts";
 import {
   decodeVendorState,
@@ -58,6 +59,15 @@ function phaseFromS0pt(s0: boolean, tail: number): number {
   return tail > 0 ? p : p ^ 1;
 }
 
+/** A copy of feature values (plain fields and two flat records; cheaper than `structuredClone`). */
+function copyFeatures(f: FeatureValues): FeatureValues {
+  return {
+    ...f,
+    temperatureThresholds: { ...f.temperatureThresholds },
+    interruptVectorConfig: { ...f.interruptVectorConfig },
+  };
+}
+
 export function captureVendorState(c: NvmeController): VendorState {
   const id = c.subsystem.identity;
   const asq = c.sqs[0];
@@ -77,7 +87,7 @@ export function captureVendorState(c: NvmeController): VendorState {
         ? { sqHead: asq.head, sqTail: asq.tail, cqHead: acq.head, cqTail: acq.tail, cqPhase: acq.phase }
         : null,
     resources: { maxIoQueuePairs: c.maxIoQueuePairs, msixVectors: c.msixVectors },
-    features: structuredClone(c.features),
+    features: copyFeatures(c.features),
     asyncEvents: {
       outstanding: [...c.asyncEvents.outstanding],
       pending: c.asyncEvents.pending.map((p) => ({ ...p })),
@@ -260,7 +270,7 @@ export function applyControllerState(c: NvmeController, s: ValidatedState): void
   c.acq = v.registers.acq;
   c.intms = v.registers.intms;
   c.csts = v.registers.csts & ~CSTS.CFS;
-  c.features = structuredClone(v.features) as typeof c.features;
+  c.features = copyFeatures(v.features);
   c.suspendNotified = v.suspendNotified;
   c.attachedNamespaces.clear();
   for (const n of v.namespaces.attached) c.attachedNamespaces.add(n);

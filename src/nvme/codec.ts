@@ -61,18 +61,30 @@ export function target(dst: Uint8Array | undefined, n: number): Uint8Array {
   return dst;
 }
 
-export function readLayout<X>(layout: Layout<X>, v: DataView, base = 0): X {
-  const out: Partial<X> = {};
-  for (const key of Object.keys(layout) as (keyof X)[]) {
-    out[key] = layout[key].read(v, base);
+/** Each layout's keys and fields, listed once (layouts are constant object literals). */
+const layoutEntries = new WeakMap<object, { keys: string[]; fields: Field<unknown>[] }>();
+
+function entriesOf<X>(layout: Layout<X>): { keys: string[]; fields: Field<unknown>[] } {
+  let e = layoutEntries.get(layout);
+  if (e === undefined) {
+    const keys = Object.keys(layout);
+    e = { keys, fields: keys.map((k) => (layout as Record<string, Field<unknown>>)[k]!) };
+    layoutEntries.set(layout, e);
   }
+  return e;
+}
+
+export function readLayout<X>(layout: Layout<X>, v: DataView, base = 0): X {
+  const { keys, fields } = entriesOf(layout);
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < keys.length; i++) out[keys[i]!] = fields[i]!.read(v, base);
   return out as X;
 }
 
 export function writeLayout<X>(layout: Layout<X>, value: X, v: DataView, base = 0): void {
-  for (const key of Object.keys(layout) as (keyof X)[]) {
-    layout[key].write(v, base, value[key]);
-  }
+  const { keys, fields } = entriesOf(layout);
+  const x = value as Record<string, unknown>;
+  for (let i = 0; i < keys.length; i++) fields[i]!.write(v, base, x[keys[i]!]);
 }
 
 /** Size in bytes covered by a layout: the end of its last field. */

@@ -18,6 +18,9 @@ import { InProcessPort } from "../vmm/in-process-port.ts";
 import { GuestNvmeDriver } from "../vmm/nvme-driver.ts";
 import { buildPrps, type PrpPair, prpListPagesFor } from "../vmm/prp-builder.ts";
 
+/** NVMe Internal Error (SCT 0, SC 06h): a block command the driver could not queue. */
+const INTERNAL_ERROR_STATUS = 0x0006;
+
 export interface PfDriverOptions {
   /** Host memory the PF driver owns (queues, data buffers, UDMQs), bytes. Default 64 MiB, multiple of 4 KiB. */
   hostMemoryBytes?: number;
@@ -109,10 +112,10 @@ export class PfHostDriver implements AdminChannel, BlockChannel {
 
   /**
    * The PF and this driver share the process: after ringing a doorbell the driver lets the PF run its
-   * processing pass now, in this turn, and reaps the admin CQ right away (as a polled queue), instead
+   * processing pass now, in this turn, and reaps its queues right away (as polled queues), instead
    * of waiting a turn of the event loop for the pass and another for the interrupt — during which
    * other functions' passes would run first. A command the PF completes later (e.g. a Suspend that
-   * waits for fetched commands) still arrives by interrupt.
+   * waits for fetched commands) still arrives by interrupt. Admin commands and namespace I/O alike.
    */
   private processNow(): void {
     this.pf.controller.runPass();
@@ -130,8 +133,8 @@ export class PfHostDriver implements AdminChannel, BlockChannel {
   }
 
   private io(opc: number, nsid: number, slba: number, nlb: number, prps: PrpPair): Promise<number> {
-    return new Promise((resolve) => {
-      this.driver.submitIo(
+    const done = new Promise<number>((resolve) => {
+      const cid = this.driver.submitIo(
         this.qid(),
         (v, at) => {
           v.setUint8(at, opc);
@@ -146,7 +149,11 @@ export class PfHostDriver implements AdminChannel, BlockChannel {
         },
         (status) => resolve(status),
       );
+      // No free slot (cannot happen while every command completes in the caller's turn): fail it.
+      if (cid < 0) resolve(INTERNAL_ERROR_STATUS);
     });
+    this.processNow();
+    return done;
   }
 
   async read(nsid: number, slba: number, nlb: number): Promise<{ status: number; data?: Uint8Array }> {

@@ -36,6 +36,10 @@ test("runMigrationBench (tiny): every key has positive figures, local storage mo
     assert.ok(r.deviceDowntimeMsP50[key]! <= r.downtimeMsP50[key]!);
     const parts = r.downtimeBreakdownMsP50[key]!;
     assert.ok(parts.deviceStopMs > 0 && parts.deviceResumeMs > 0, JSON.stringify(parts));
+    const device = r.deviceDowntimeBreakdownMsP50[key]!;
+    assert.equal(device.deviceStopMs, parts.deviceStopMs);
+    assert.ok(device.lastRamMs >= 0);
+    assert.ok(r.notes.some((n) => n.startsWith(`Where the time goes at ${key} queue pair`)));
   }
   // More queue pairs, more controller state (24 bytes per SQ and per CQ in the NVMe state).
   assert.ok(r.stateBytes["4"]! > r.stateBytes["1"]!);
@@ -49,6 +53,7 @@ test("runMigrationBench (tiny): every key has positive figures, local storage mo
   assert.equal(local.namespaceBytes, 2 << 20);
   assert.ok(local.bytesCopied >= local.namespaceBytes, `copied ${local.bytesCopied}`);
   assert.ok(local.iterations >= 1);
+  assert.ok(local.stopCopyBytes > 0 && local.deviceDowntimeMs > 0);
   assert.equal(r.verified, true);
   assert.ok(JSON.parse(JSON.stringify(r)), "the result is plain JSON");
 });

@@ -82,7 +82,8 @@ export interface LocalStorageFigures {
   totalMs: number;
   downtimeMs: number;
   deviceDowntimeMs: number;
-  stateBytes: number;
+  /** Device stream bytes sent in stop-copy: the namespace ranges changed since pre-copy + the controller state. */
+  stopCopyBytes: number;
   downtime: DowntimeBreakdown;
 }
 
@@ -95,12 +96,26 @@ export interface MigrationBenchResult {
   downtimeMsP50: ByQueuePairs<number>;
   downtimeMsP90: ByQueuePairs<number>;
   downtimeMsMax: ByQueuePairs<number>;
-  /** Controller state (TP4159 Controller State blob) bytes, median. */
+  /**
+   * Device stream bytes of stop-copy (shared storage: the controller state record — TP4159 Controller
+   * State blob — plus the stream's END record), median.
+   */
   stateBytes: ByQueuePairs<number>;
   /** Migrations measured per key. */
   samples: ByQueuePairs<number>;
   /** Median of each part of the downtime (the report's `downtime`), ms. */
   downtimeBreakdownMsP50: ByQueuePairs<DowntimeBreakdown>;
+  /**
+   * The device downtime in parts, medians, ms: `deviceStopMs` and `deviceDataMs` and `deviceResumeMs`
+   * as in the report, and `lastRamMs` = the rest (device downtime − those three: the device's last
+   * dirty pages after its suspend, and the orchestrator between steps).
+   */
+  deviceDowntimeBreakdownMsP50: ByQueuePairs<{
+    deviceStopMs: number;
+    deviceDataMs: number;
+    lastRamMs: number;
+    deviceResumeMs: number;
+  }>;
   /** deviceDowntimeMsP50 at the largest count ÷ at the smallest. */
   deviceDowntimeGrowth: { fromKey: string; toKey: string; ratio: number };
   localStorage?: LocalStorageFigures;
@@ -147,6 +162,21 @@ const BREAKDOWN_KEYS = [
   "deviceResumeMs",
   "vcpuStartMs",
 ] as const satisfies readonly (keyof DowntimeBreakdown)[];
+
+/** One note per queue-pair count: the device downtime's median parts. */
+function whereTheTimeGoes(
+  parts: MigrationBenchResult["deviceDowntimeBreakdownMsP50"],
+  device: ByQueuePairs<number>,
+  all: ByQueuePairs<number>,
+): string[] {
+  return Object.entries(parts).map(
+    ([key, p]) =>
+      `Where the time goes at ${key} queue pair(s), medians: device downtime ${device[key]} ms = suspend + ` +
+      `Get Controller State ${p.deviceStopMs} + state to the destination ${p.deviceDataMs} + the device's last ` +
+      `pages and orchestration ${p.lastRamMs} + Set Controller State + Resume ${p.deviceResumeMs}; the vCPU ` +
+      `downtime (${all[key]} ms) adds the RAM dirtied before the pause.`,
+  );
+}
 
 /** Nearest-rank percentile of `xs` (not empty). */
 export function percentile(xs: readonly number[], p: number): number {
@@ -275,6 +305,7 @@ export async function runMigrationBench(opts: MigrationBenchOptions = {}): Promi
     | "stateBytes"
     | "samples"
     | "downtimeBreakdownMsP50"
+    | "deviceDowntimeBreakdownMsP50"
   > = {
     deviceDowntimeMsP50: {},
     deviceDowntimeMsP90: {},
@@ -285,6 +316,7 @@ export async function runMigrationBench(opts: MigrationBenchOptions = {}): Promi
     stateBytes: {},
     samples: {},
     downtimeBreakdownMsP50: {},
+    deviceDowntimeBreakdownMsP50: {},
   };
   let verified: boolean | undefined = verify ? true : undefined;
   for (const n of counts) {
@@ -322,6 +354,16 @@ export async function runMigrationBench(opts: MigrationBenchOptions = {}): Promi
         ),
       );
     result.downtimeBreakdownMsP50[key] = parts;
+    const lastRam = rs.map(
+      (r) =>
+        r.deviceDowntimeMs - r.downtime.deviceStopMs - r.downtime.deviceDataMs - r.downtime.deviceResumeMs,
+    );
+    result.deviceDowntimeBreakdownMsP50[key] = {
+      deviceStopMs: parts.deviceStopMs,
+      deviceDataMs: parts.deviceDataMs,
+      lastRamMs: round3(Math.max(0, percentile(lastRam, 50))),
+      deviceResumeMs: parts.deviceResumeMs,
+    };
   }
 
   let localStorage: LocalStorageFigures | undefined;
@@ -349,7 +391,7 @@ export async function runMigrationBench(opts: MigrationBenchOptions = {}): Promi
       totalMs: r.totalMs,
       downtimeMs: r.downtimeMs,
       deviceDowntimeMs: r.deviceDowntimeMs,
-      stateBytes: r.stateBytes,
+      stopCopyBytes: r.stateBytes,
       downtime: r.downtime,
     };
   }
@@ -408,10 +450,16 @@ export async function runMigrationBench(opts: MigrationBenchOptions = {}): Promi
       `Each queue-pair count runs ${warmup} unmeasured warm-up migration(s) first (JIT), then ${migrations} measured ones.`,
       `Every migration runs under load: 4 KiB random I/O, ${readPercent}% reads, QD${queueDepth} on every I/O queue pair.`,
       "deviceDowntimeMs = source Suspend → destination Resume done; downtimeMs = vCPUs paused → vCPUs running on the destination.",
-      "downtimeBreakdownMsP50: deviceStopMs = Suspend + Get Controller State; deviceDataMs = the rest of the device " +
-        "stream (state record + END); finalRamMs = last CPU-dirty ∪ device-DMA-dirty pages (Track Receive) to the " +
-        "destination RAM; deviceResumeMs = Set Controller State (validate + apply) + Resume; vcpuPauseMs / vcpuStartMs = " +
-        "stopping and starting the in-process vCPUs.",
+      "downtimeBreakdownMsP50: deviceStopMs = Suspend + Get Controller State on the source PF; deviceDataMs = the " +
+        "rest of the device stream (state record + END, CRC-checked on arrival); finalRamMs = the RAM found dirty " +
+        "once the vCPUs stopped (CPU log ∪ device DMA log via Track Receive; sent while the device still runs) plus " +
+        "the device's last pages after its suspend; deviceResumeMs = Set Controller State (validate + apply) + " +
+        "Resume on the destination PF; vcpuPauseMs / vcpuStartMs = stopping and starting the in-process vCPUs.",
+      ...whereTheTimeGoes(
+        result.deviceDowntimeBreakdownMsP50,
+        result.deviceDowntimeMsP50,
+        result.downtimeMsP50,
+      ),
       "Anchors: QEMU's multifd VFIO device state transfer for one VF measured 366–487 ms of downtime; QEMU's default " +
         "downtime limit is 300 ms.",
     ],

@@ -71,7 +71,7 @@ export type ByQueuePairs<T> = Record<string, T>;
 export interface LocalStorageFigures {
   /** Namespace size, bytes. */
   namespaceBytes: number;
-  /** Namespace bytes moved by the migration (initial copy + changed ranges). */
+  /** Namespace bytes moved by the migration: the initial copy and every changed range, in pre-copy and stop-copy. */
   bytesCopied: number;
   /** Pre-copy iterations. */
   iterations: number;
@@ -193,6 +193,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface RunOutcome {
   reports: MigrationReport[];
+  /** Namespace bytes each measured migration's source put in its stream (pre-copy and stop-copy). */
+  namespaceBytesSent: number[];
   verified: boolean | undefined;
 }
 
@@ -236,9 +238,11 @@ async function runKey(
     });
     const running = w.start();
     const reports: MigrationReport[] = [];
+    const namespaceBytesSent: number[] = [];
     try {
       for (let i = -o.warmup; i < o.migrations; i++) {
         await sleep(o.loadMs);
+        const source = t.source;
         const r = await t.migrate({ maxDowntimeMs: o.maxDowntimeMs });
         if (r.result !== "completed")
           throw new Error(
@@ -246,6 +250,7 @@ async function runKey(
           );
         if (i < 0) continue;
         reports.push(r);
+        namespaceBytesSent.push(source.variant.lastSaving()?.namespaceBytesSent ?? 0);
         o.onReport?.(i, r);
       }
       await sleep(o.loadMs);
@@ -259,7 +264,7 @@ async function runKey(
       verified = v.verified && v.lostWrites === 0 && v.badReads === 0 && v.duplicateCompletions === 0;
     }
     w.release();
-    return { reports, verified };
+    return { reports, namespaceBytesSent, verified };
   } finally {
     await t.stop();
   }
@@ -383,7 +388,7 @@ export async function runMigrationBench(opts: MigrationBenchOptions = {}): Promi
     const r = out.reports[0]!;
     localStorage = {
       namespaceBytes: nsBytes,
-      bytesCopied: r.namespaceBytesTransferred,
+      bytesCopied: out.namespaceBytesSent[0]!,
       iterations: r.precopyIterations,
       ioQueuePairs,
       workingSetBytes: ws,

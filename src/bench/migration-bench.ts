@@ -7,11 +7,14 @@
  *   portal backed by the NVMe variant driver) ── one in-process VM on VF 1 of host A
  *     └─ Workload: 4 KiB random I/O, QD `queueDepth` on every one of the n queues (verifier on or off)
  *
- * For each queue-pair count n (the result's keys "1", "4", "16", "64"): the VM runs the workload for
- * `loadMs`, then the orchestrator migrates the VF and the VM's RAM A → B, the load runs `loadMs` again,
- * B → A, and so on for `migrationsPerKey` migrations, every one of them under load. Each migration's
- * report gives the device downtime (source suspended → destination resumed), the downtime (vCPUs
- * stopped → vCPUs running there), the parts of the downtime and the controller state size.
+ * One such rig per queue-pair count n (the result's keys "1", "4", "16", "64"), all VMs running from
+ * the start. In rounds, each rig in turn: the load runs `loadMs`, then the orchestrator migrates the
+ * VF and the VM's RAM to the other host (A → B, next round B → A); `warmupMigrations` rounds first,
+ * unmeasured, then `migrationsPerKey` measured ones — so a change of load on the machine weighs on
+ * every count alike. Every migration runs under load. Each report gives the device downtime (source
+ * suspended → destination resumed), the downtime (vCPUs stopped → vCPUs running there), the parts of
+ * the downtime and the controller state size. Nothing else runs inside a downtime window: the
+ * migration's steps take no turn of the event loop, so the other VMs wait.
  *
  * `localStorage` is one migration with storage "local": the namespace data moves too (pre-copy of the
  * whole namespace, then the ranges the workload changed, tracked with the UDMQ).
@@ -19,7 +22,8 @@
  * Where the time goes is in `downtimeBreakdownMsP50` (medians of the report's `downtime` parts):
  * `deviceStopMs` = Suspend + Get Controller State on the source PF; `deviceDataMs` = the rest of the
  * device stream; `finalRamMs` = the last dirty RAM (CPU log + device DMA log through Track Receive);
- * `deviceResumeMs` = Set Controller State (validate + apply) + Resume on the destination PF.
+ * `deviceResumeMs` = Set Controller State (validate + apply) + Resume on the destination PF — and in
+ * `deviceDowntimeBreakdownMsP50` (the device downtime alone) and a note per count.
  */
 import { cpus } from "node:os";
 import { TwoHosts } from "../migration/in-process/two-hosts.ts";
@@ -191,32 +195,31 @@ function round3(x: number): number {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-interface RunOutcome {
-  reports: MigrationReport[];
-  /** Namespace bytes each measured migration's source put in its stream (pre-copy and stop-copy). */
-  namespaceBytesSent: number[];
-  verified: boolean | undefined;
+interface RigOptions {
+  storage: "shared" | "local";
+  namespaceBytes: number;
+  workingSetBytes: number;
+  vmRamBytes: number;
+  queueDepth: number;
+  blockBytes: number;
+  readPercent: number;
+  verify: boolean;
+  maxDowntimeMs: number;
+  profile: "tp4159" | "intel";
 }
 
-async function runKey(
-  ioQueuePairs: number,
-  o: {
-    storage: "shared" | "local";
-    namespaceBytes: number;
-    workingSetBytes: number;
-    vmRamBytes: number;
-    queueDepth: number;
-    blockBytes: number;
-    readPercent: number;
-    verify: boolean;
-    loadMs: number;
-    maxDowntimeMs: number;
-    migrations: number;
-    warmup: number;
-    profile: "tp4159" | "intel";
-    onReport?: (i: number, r: MigrationReport) => void;
-  },
-): Promise<RunOutcome> {
+/** Two hosts and a VM under load, migrated back and forth. */
+interface Rig {
+  readonly ioQueuePairs: number;
+  readonly t: TwoHosts;
+  readonly w: Workload;
+  readonly running: Promise<unknown>;
+  readonly reports: MigrationReport[];
+  /** Namespace bytes each measured migration's source put in its stream (pre-copy and stop-copy). */
+  readonly namespaceBytesSent: number[];
+}
+
+async function startRig(ioQueuePairs: number, o: RigOptions): Promise<Rig> {
   const t = await TwoHosts.start({
     storage: o.storage,
     profile: o.profile,
@@ -225,48 +228,48 @@ async function runKey(
     ioQueuePairs,
     driver: { ioQueueEntries: Math.max(64, 2 * o.queueDepth) },
   });
+  const w = new Workload(t.vm.driver, t.vm.memory, {
+    pattern: "random",
+    readPercent: o.readPercent,
+    blockBytes: o.blockBytes,
+    queueDepth: o.queueDepth,
+    queues: ioQueuePairs,
+    lbaRange: [0, o.workingSetBytes / LBA_BYTES],
+    seed: 0x6d16 + ioQueuePairs,
+    verify: o.verify,
+  });
+  return { ioQueuePairs, t, w, running: w.start(), reports: [], namespaceBytesSent: [] };
+}
+
+/** One migration of `rig` (to the other host); kept unless it is a warm-up one (`index` < 0). */
+async function migrateOnce(rig: Rig, index: number, maxDowntimeMs: number): Promise<MigrationReport> {
+  const source = rig.t.source;
+  const r = await rig.t.migrate({ maxDowntimeMs });
+  if (r.result !== "completed")
+    throw new Error(
+      `migration ${index} (${rig.ioQueuePairs} queue pairs) rolled back: ${JSON.stringify(r.error)}`,
+    );
+  if (index >= 0) {
+    rig.reports.push(r);
+    rig.namespaceBytesSent.push(source.variant.lastSaving()?.namespaceBytesSent ?? 0);
+  }
+  return r;
+}
+
+/** Stops the load, verifies it (when on: true only with zero loss) and stops the hosts. */
+async function finishRig(rig: Rig, verify: boolean): Promise<boolean | undefined> {
   try {
-    const w = new Workload(t.vm.driver, t.vm.memory, {
-      pattern: "random",
-      readPercent: o.readPercent,
-      blockBytes: o.blockBytes,
-      queueDepth: o.queueDepth,
-      queues: ioQueuePairs,
-      lbaRange: [0, o.workingSetBytes / LBA_BYTES],
-      seed: 0x6d16 + ioQueuePairs,
-      verify: o.verify,
-    });
-    const running = w.start();
-    const reports: MigrationReport[] = [];
-    const namespaceBytesSent: number[] = [];
-    try {
-      for (let i = -o.warmup; i < o.migrations; i++) {
-        await sleep(o.loadMs);
-        const source = t.source;
-        const r = await t.migrate({ maxDowntimeMs: o.maxDowntimeMs });
-        if (r.result !== "completed")
-          throw new Error(
-            `migration ${i} (${ioQueuePairs} queue pairs) rolled back: ${JSON.stringify(r.error)}`,
-          );
-        if (i < 0) continue;
-        reports.push(r);
-        namespaceBytesSent.push(source.variant.lastSaving()?.namespaceBytesSent ?? 0);
-        o.onReport?.(i, r);
-      }
-      await sleep(o.loadMs);
-    } finally {
-      await w.stop();
-      await running;
-    }
+    await rig.w.stop();
+    await rig.running;
     let verified: boolean | undefined;
-    if (o.verify) {
-      const v = await w.verify();
+    if (verify) {
+      const v = await rig.w.verify();
       verified = v.verified && v.lostWrites === 0 && v.badReads === 0 && v.duplicateCompletions === 0;
     }
-    w.release();
-    return { reports, namespaceBytesSent, verified };
+    rig.w.release();
+    return verified;
   } finally {
-    await t.stop();
+    await rig.t.stop();
   }
 }
 
@@ -298,7 +301,7 @@ export async function runMigrationBench(opts: MigrationBenchOptions = {}): Promi
   if (workingSetBytes > namespaceBytes || workingSetBytes % blockBytes !== 0)
     throw new RangeError(`workingSetBytes ${workingSetBytes}: a multiple of blockBytes within the namespace`);
 
-  const common = { vmRamBytes, queueDepth, blockBytes, readPercent, verify, loadMs, maxDowntimeMs, profile };
+  const common = { vmRamBytes, queueDepth, blockBytes, readPercent, verify, maxDowntimeMs, profile };
   const result: Pick<
     MigrationBenchResult,
     | "deviceDowntimeMsP50"
@@ -324,18 +327,28 @@ export async function runMigrationBench(opts: MigrationBenchOptions = {}): Promi
     deviceDowntimeBreakdownMsP50: {},
   };
   let verified: boolean | undefined = verify ? true : undefined;
-  for (const n of counts) {
-    const key = String(n);
-    const out = await runKey(n, {
-      ...common,
-      storage: "shared",
-      namespaceBytes,
-      workingSetBytes,
-      migrations,
-      warmup,
-      ...(opts.onMigration !== undefined ? { onReport: (i, r) => opts.onMigration!(key, i, r) } : {}),
-    });
-    if (out.verified === false) verified = false;
+  const rigOptions: RigOptions = { ...common, storage: "shared", namespaceBytes, workingSetBytes };
+  // Every count's VM runs from the start; the counts take turns, one migration each per round, so a
+  // change of load on the machine weighs on every count alike.
+  const rigs: Rig[] = [];
+  try {
+    for (const n of counts) rigs.push(await startRig(n, rigOptions));
+    for (let i = -warmup; i < migrations; i++) {
+      for (const rig of rigs) {
+        await sleep(loadMs);
+        const r = await migrateOnce(rig, i, maxDowntimeMs);
+        if (i >= 0) opts.onMigration?.(String(rig.ioQueuePairs), i, r);
+      }
+    }
+    await sleep(loadMs);
+  } finally {
+    for (const rig of rigs) {
+      const v = await finishRig(rig, verify);
+      if (v === false) verified = false;
+    }
+  }
+  for (const out of rigs) {
+    const key = String(out.ioQueuePairs);
     const rs = out.reports;
     const dev = rs.map((r) => r.deviceDowntimeMs);
     const all = rs.map((r) => r.downtimeMs);
@@ -376,15 +389,19 @@ export async function runMigrationBench(opts: MigrationBenchOptions = {}): Promi
     const nsBytes = opts.localStorage?.namespaceBytes ?? 16 * MiB;
     const ws = opts.localStorage?.workingSetBytes ?? MiB;
     const ioQueuePairs = counts.includes(4) ? 4 : counts[0]!;
-    const out = await runKey(ioQueuePairs, {
+    const out = await startRig(ioQueuePairs, {
       ...common,
       storage: "local",
       namespaceBytes: nsBytes,
       workingSetBytes: ws,
-      migrations: 1,
-      warmup: 0,
     });
-    if (out.verified === false) verified = false;
+    try {
+      await sleep(loadMs);
+      await migrateOnce(out, 0, maxDowntimeMs);
+      await sleep(loadMs);
+    } finally {
+      if ((await finishRig(out, verify)) === false) verified = false;
+    }
     const r = out.reports[0]!;
     localStorage = {
       namespaceBytes: nsBytes,
@@ -452,7 +469,8 @@ export async function runMigrationBench(opts: MigrationBenchOptions = {}): Promi
     notes: [
       "In-band path: VFIO v2 portal → NVMe variant driver → TP4159 admin commands on each host's PF admin queue; " +
         "both hosts, the VM and the workload share one JavaScript thread.",
-      `Each queue-pair count runs ${warmup} unmeasured warm-up migration(s) first (JIT), then ${migrations} measured ones.`,
+      `One rig (two hosts + a VM under load) per queue-pair count, all running; in rounds each rig migrates once: ` +
+        `${warmup} unmeasured warm-up round(s) (JIT), then ${migrations} measured ones.`,
       `Every migration runs under load: 4 KiB random I/O, ${readPercent}% reads, QD${queueDepth} on every I/O queue pair.`,
       "deviceDowntimeMs = source Suspend → destination Resume done; downtimeMs = vCPUs paused → vCPUs running on the destination.",
       "downtimeBreakdownMsP50: deviceStopMs = Suspend + Get Controller State on the source PF; deviceDataMs = the " +

@@ -185,6 +185,14 @@ export function createAgentBackend(o: AgentFunctionOptions): {
   const { client, cntlid } = o;
   const ops = new AgentOps(client, cntlid);
   const local = (o.storage ?? "shared") === "local";
+  if (local) {
+    // Disabled on purpose: under heavy load a block written just before the suspend was seen missing on
+    // the destination (stale generation) — the agent's changed-LBA stream can end before its last
+    // ranges. Until that race is closed, refuse rather than risk an acknowledged write.
+    throw new Error(
+      "out-of-band migration with local storage is disabled: use the in-band path, or shared storage",
+    );
+  }
   const geometry = new Map((o.namespaces ?? []).map((n) => [n.nsid, n.lbaBytes] as const));
   const blocks = new AgentBlocks(client, cntlid, geometry);
   const namespaces: NamespaceGeometry[] = (o.namespaces ?? []).map((n) => ({

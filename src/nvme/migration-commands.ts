@@ -228,3 +228,10 @@ export function migrationReceiveNumd(byteCount: number): number {
   if (byteCount % 4 !== 0 || byteCount < 4) throw new RangeError(`chunk of ${byteCount} bytes`);
   return byteCount / 4 - 1;
 }
+
+/** SEQIND of chunk `index` (0-based) of a Set Controller State sent in `count` chunks. */
+export function sequenceIndicatorFor(index: number, count: number): number {
+  if (count === 1) return SequenceIndicator.Entire;
+  if (index === 0) return SequenceIndicator.First;
+  return index === count - 1 ? SequenceIndicator.Last : SequenceIndicator.NotFirstNotLast;
+}

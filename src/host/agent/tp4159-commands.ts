@@ -34,7 +34,7 @@ import {
   MigrationSendSel,
   migrationReceiveNumd,
   migrationSendNumd,
-  SequenceIndicator,
+  sequenceIndicatorFor,
 } from "../../nvme/migration-commands.ts";
 import { AdminOpcode } from "../../nvme/opcodes.ts";
 import {
@@ -193,14 +193,7 @@ export class Tp4159Commands {
     for (let i = 0; i < chunks; i++) {
       const at = i * STATE_CHUNK_BYTES;
       const part = state.subarray(at, Math.min(state.byteLength, at + STATE_CHUNK_BYTES));
-      const seqind =
-        chunks === 1
-          ? SequenceIndicator.Entire
-          : i === 0
-            ? SequenceIndicator.First
-            : i === chunks - 1
-              ? SequenceIndicator.Last
-              : SequenceIndicator.NotFirstNotLast;
+      const seqind = sequenceIndicatorFor(i, chunks);
       await this.run(`Migration Send Set Controller State (CNTLID ${cntlid}, offset ${at})`, {
         opc: AdminOpcode.MigrationSend,
         ...encodeMigrationSend({

@@ -16,7 +16,7 @@ import {
   encodeMigrationSend,
   migrationReceiveNumd,
   migrationSendNumd,
-  SequenceIndicator,
+  sequenceIndicatorFor,
 } from "../../nvme/migration-commands.ts";
 import { AdminOpcode } from "../../nvme/opcodes.ts";
 import { decodeSecondaryControllerList } from "../../nvme/secondary-controller-list.ts";
@@ -183,14 +183,7 @@ export class ControllerOps {
     for (let i = 0; i < chunks; i++) {
       const at = i * STATE_CHUNK_BYTES;
       const part = blob.subarray(at, Math.min(blob.byteLength, at + STATE_CHUNK_BYTES));
-      const seqind =
-        chunks === 1
-          ? SequenceIndicator.Entire
-          : i === 0
-            ? SequenceIndicator.First
-            : i === chunks - 1
-              ? SequenceIndicator.Last
-              : SequenceIndicator.NotFirstNotLast;
+      const seqind = sequenceIndicatorFor(i, chunks);
       await this.ok("Migration Send Set Controller State", {
         opc: AdminOpcode.MigrationSend,
         ...encodeMigrationSend({

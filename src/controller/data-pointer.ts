@@ -13,8 +13,13 @@
  * entry must have offset 0 (memory-page aligned); a PRP list pointer may carry a dword-aligned offset;
  * the last entry of a full list page chains to the next list page. Violations → PRP Offset Invalid.
  * An address not inside the DMA map → Data Transfer Error.
+ *
+ * Remote segments: with `allowRemote` set (by the asynchronous transfer path, around one walk), a data
+ * segment that is not in a direct range but lies inside one remote range (`Dma.findRemote`) is accepted:
+ * `regions[i]` is then `REMOTE_SEGMENT` and `remotes[i]` the remote range. PRP list pages and SGL
+ * segment lists are still read only from direct ranges.
  */
-import type { Dma, DmaRegion } from "../memory/dma.ts";
+import type { Dma, DmaRegion, RemoteDmaRegion } from "../memory/dma.ts";
 import { readU64AsNumber } from "../nvme/sqe.ts";
 import { Status } from "../nvme/status.ts";
 
@@ -23,6 +28,14 @@ export const SglType = { DataBlock: 0x0, BitBucket: 0x1, Segment: 0x2, LastSegme
 /** Upper bound on descriptors walked per command, so a looping segment chain cannot hang us. */
 const MAX_SGL_DESCRIPTORS = 4096;
 
+/** Placeholder in `regions[i]` for a segment that lies in a remote range (no bytes behind it). */
+export const REMOTE_SEGMENT: DmaRegion = Object.freeze({
+  iova: 0,
+  bytes: new Uint8Array(0),
+  view: new DataView(new ArrayBuffer(0)),
+  writable: false,
+});
+
 export class DataPointerWalker {
   count = 0;
   readonly regions: DmaRegion[] = [];
@@ -30,12 +43,20 @@ export class DataPointerWalker {
   readonly lengths: number[] = [];
   /** Guest-physical address of each segment (for dirty logging). */
   readonly iovas: number[] = [];
+  /** Accept data segments in remote ranges during the next walks (see the file head). Default false. */
+  allowRemote = false;
+  /** Segments of the last walk that lie in remote ranges. */
+  remoteCount = 0;
+  /** `remotes[i]` is meaningful only where `regions[i] === REMOTE_SEGMENT`. */
+  readonly remotes: RemoteDmaRegion[] = [];
 
   constructor(private readonly dma: Dma) {}
 
   private push(iova: number, length: number, needWrite: boolean): boolean {
     const r = this.dma.find(iova, length);
-    if (r === undefined || (needWrite && !r.writable)) return false;
+    if (r === undefined || (needWrite && !r.writable)) {
+      return this.allowRemote && this.pushRemote(iova, length, needWrite);
+    }
     const last = this.count - 1;
     if (last >= 0 && this.regions[last] === r && this.iovas[last]! + this.lengths[last]! === iova) {
       this.lengths[last]! += length;
@@ -49,6 +70,29 @@ export class DataPointerWalker {
     return true;
   }
 
+  private pushRemote(iova: number, length: number, needWrite: boolean): boolean {
+    const r = this.dma.findRemote(iova, length);
+    if (r === undefined || (needWrite && !r.writable)) return false;
+    const last = this.count - 1;
+    if (
+      last >= 0 &&
+      this.regions[last] === REMOTE_SEGMENT &&
+      this.remotes[last] === r &&
+      this.iovas[last]! + this.lengths[last]! === iova
+    ) {
+      this.lengths[last]! += length;
+      return true;
+    }
+    const i = this.count++;
+    this.regions[i] = REMOTE_SEGMENT;
+    this.remotes[i] = r;
+    this.offsets[i] = iova - r.iova;
+    this.lengths[i] = length;
+    this.iovas[i] = iova;
+    this.remoteCount++;
+    return true;
+  }
+
   /**
    * @param lengthBytes transfer length (> 0)
    * @param pageBytes memory page size from CC.MPS
@@ -56,6 +100,7 @@ export class DataPointerWalker {
    */
   walkPrp(prp1: number, prp2: number, lengthBytes: number, pageBytes: number, toGuest: boolean): number {
     this.count = 0;
+    this.remoteCount = 0;
     // Offsets within a page use `addr & (pageBytes - 1)`, not `%`: addresses are integers up to 2^53
     // held as doubles, `&` keeps their low 32 bits exactly (ToInt32 is modulo 2^32), pageBytes is a
     // power of two dividing 2^32 — and a double `%` is a slow library call on the hot path.
@@ -103,6 +148,7 @@ export class DataPointerWalker {
    */
   walkSgl(sqe: DataView, dptrAt: number, lengthBytes: number, toGuest: boolean): number {
     this.count = 0;
+    this.remoteCount = 0;
     let remaining = lengthBytes;
     // Current descriptor source: the SQE first, then segment lists in guest memory.
     let addr = readU64AsNumber(sqe, dptrAt);

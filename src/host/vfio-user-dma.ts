@@ -3,12 +3,17 @@
  *
  *   DMA_MAP with an fd  → mmap [fileOffset, fileOffset + size) of it (MAP_SHARED; read-only unless the
  *                         map has WRITE) → `dma.map(iova, bytes, writable)`; the fd is closed once mapped
- *   DMA_MAP without fd  → recorded only (QEMU maps ROM and BAR windows this way): the device cannot
- *                         reach such memory synchronously, so a command whose data lies there ends
- *                         with Data Transfer Error (the controller's `Dma` does not contain it)
+ *   DMA_MAP without fd  → a "message-only" range (QEMU maps ROM and BAR windows this way). With a
+ *                         `remote` accessor (the export passes the server's DMA_READ / DMA_WRITE) it
+ *                         becomes a remote range of the `Dma` (`dma.mapRemote`, writable with WRITE):
+ *                         NVM Read / Write / Compare data there moves asynchronously. Without one it is
+ *                         only recorded and such data ends with Data Transfer Error. Queues, PRP lists
+ *                         and SGL segments there are never usable (the controller reads them directly).
  *   DMA_UNMAP           → `dma.unmap`, then munmap — unless a live submission/completion queue still
  *                         points into the mapping: then the mapping is left to the garbage collector
- *                         (the queue keeps working on the client's memory file instead of faulting)
+ *                         (the queue keeps working on the client's memory file instead of faulting).
+ *                         A remote range: `dma.unmapRemote`; DMA_READ / DMA_WRITE already sent for it are
+ *                         not recalled (the client answers them against its own map), later ones fail.
  *
  * Mappings larger than one ArrayBuffer can view (4 GiB on Node 20) become several consecutive
  * page-aligned windows; a single data segment that crosses a window edge fails like unmapped memory.
@@ -19,7 +24,7 @@
  * is the limit of mmap-based DMA (libvfio-user has the same).
  */
 import { fstatSync } from "node:fs";
-import type { Dma } from "../memory/dma.ts";
+import type { Dma, RemoteDmaAccessor } from "../memory/dma.ts";
 import { maxMappingBytes, NativeError, pageSize } from "../native/addon.ts";
 import { type MappedRange, mapFdRange } from "../native/guest-memory-fd.ts";
 import type { DmaMapping, Errno } from "../vfio-user/device-backend.ts";
@@ -41,11 +46,13 @@ interface Window {
 interface MapRecord extends MessageOnlyRange {
   /** Empty for a message-only range. */
   windows: Window[];
+  /** A message-only range entered in the `Dma` as a remote range. */
+  remote: boolean;
 }
 
 export type ClientDmaEvent =
   | { name: "dma-mapped"; iova: number; sizeBytes: number; windows: number }
-  | { name: "dma-message-only"; iova: number; sizeBytes: number }
+  | { name: "dma-message-only"; iova: number; sizeBytes: number; remote: boolean }
   | { name: "dma-map-refused"; iova: number; sizeBytes: number; errno: number; detail: string }
   | { name: "dma-unmapped"; iova: number; sizeBytes: number }
   | { name: "dma-unmap-deferred"; iova: number; sizeBytes: number };
@@ -59,6 +66,11 @@ export interface ClientDmaMapOptions {
   maxWindowBytes?: number;
   /** Receives what happens (for the export's log). Default: discarded. */
   onEvent?: (e: ClientDmaEvent) => void;
+  /**
+   * Reaches fd-less ranges (DMA_READ / DMA_WRITE to the client); they become remote ranges of the
+   * `Dma`. Default none: fd-less ranges are recorded only.
+   */
+  remote?: RemoteDmaAccessor;
 }
 
 export class ClientDmaMap {
@@ -90,16 +102,35 @@ export class ClientDmaMap {
   map(m: DmaMapping): Errno {
     const key = keyOf(m.iova, m.sizeBytes);
     if (this.#records.has(key)) return E.EEXIST;
-    const record: MapRecord = { iova: m.iova, sizeBytes: m.sizeBytes, flags: m.flags, windows: [] };
-    if (m.fd === undefined) {
-      this.#records.set(key, record);
-      this.o.onEvent?.({ name: "dma-message-only", iova: m.iova, sizeBytes: m.sizeBytes });
-      return 0;
-    }
+    const record: MapRecord = {
+      iova: m.iova,
+      sizeBytes: m.sizeBytes,
+      flags: m.flags,
+      windows: [],
+      remote: false,
+    };
     const refuse = (errno: number, detail: string): Errno => {
       this.o.onEvent?.({ name: "dma-map-refused", iova: m.iova, sizeBytes: m.sizeBytes, errno, detail });
       return errno;
     };
+    if (m.fd === undefined) {
+      const remote = this.o.remote;
+      if (remote !== undefined) {
+        const writable = (m.flags & DmaMapFlag.WRITE) !== 0;
+        if (!this.dma.mapRemote(m.iova, m.sizeBytes, remote, writable)) {
+          return refuse(E.EEXIST, "overlaps memory the function already maps");
+        }
+        record.remote = true;
+      }
+      this.#records.set(key, record);
+      this.o.onEvent?.({
+        name: "dma-message-only",
+        iova: m.iova,
+        sizeBytes: m.sizeBytes,
+        remote: record.remote,
+      });
+      return 0;
+    }
     let fileBytes: number;
     try {
       const st = fstatSync(m.fd);
@@ -157,6 +188,8 @@ export class ClientDmaMap {
   }
 
   #drop(record: MapRecord, failedMap: boolean): void {
+    if (record.remote) this.dma.unmapRemote(record.iova, record.sizeBytes);
+    record.remote = false;
     let deferred = false;
     for (const w of record.windows) {
       this.dma.unmap(w.iova, w.range.bytes.byteLength);

@@ -299,7 +299,7 @@ describe("vfio-user export of a VF (real sockets, memfd guest RAM, eventfds, doo
     ]);
   });
 
-  it("completes a command whose data lies only in an fd-less mapping with Data Transfer Error", async () => {
+  it("completes a command whose data lies in an fd-less mapping the client cannot serve (no DMA_WRITE handler) with Data Transfer Error", async () => {
     await guest.client.dmaMap({ iova: MESSAGE_ONLY_IOVA, sizeBytes: 0x10000 });
     const r = await guest.submit(1, { opc: NvmOpcode.Read, nsid: 1, prp1: MESSAGE_ONLY_IOVA, cdw12: 0 });
     assert.equal(r.status & 0x7ff, 0x04);

@@ -29,15 +29,17 @@
  * Access "observe" (the PF, which the host's own driver owns): regions are read-only and not
  * mmappable; DMA_MAP, SET_IRQS (other than disabling), DEVICE_RESET answer EPERM; no migration.
  *
- * LIMITATION — fd-less DMA maps: QEMU maps ROM and BAR windows without an fd. They are accepted and
- * recorded, but the controller accesses guest memory synchronously through its `Dma`, which holds only
- * fd-backed (mmapped) ranges; a command whose data or queues lie only in fd-less memory completes
- * with Data Transfer Error (queues there are refused at creation). Guest RAM must be shareable
- * (QEMU: memory-backend-memfd / -file with share=on). The server's `dmaRead`/`dmaWrite` messages would
- * reach such memory but asynchronously, which the controller's data path does not support.
+ * fd-less DMA maps (QEMU maps ROM and BAR windows without an fd): with a remote accessor set
+ * (`setRemoteDma`; `exportNvmeFunction` sets the server's `dmaRead` / `dmaWrite`) they become remote
+ * ranges of the function's `Dma`, and NVM Read / Write / Compare data there moves by DMA_READ /
+ * DMA_WRITE messages, completing asynchronously (see `controller/nvm/remote-transfer.ts`). Everything
+ * else the controller reads synchronously — queues (refused at creation), PRP lists, SGL segments,
+ * admin and other command data — must lie in fd-backed memory, else Data Transfer Error. Guest RAM
+ * should therefore be shareable (QEMU: memory-backend-memfd / -file with share=on).
  */
 import type { NvmeFunction } from "../controller/nvme-function.ts";
 import { BAR0_BYTES, MSIX_BAR } from "../controller/nvme-function.ts";
+import type { RemoteDmaAccessor } from "../memory/dma.ts";
 import { close, eventfdWrite, ftruncate, memfdCreate } from "../native/addon.ts";
 import { type MappedRange, mapFdRange } from "../native/guest-memory-fd.ts";
 import { DOORBELL_BASE } from "../nvme/registers.ts";
@@ -153,6 +155,7 @@ export class NvmeFunctionBackend implements VfioUserDeviceBackend {
   readonly #msixBarBytes: number;
   readonly #irqs: VfioUserIrqs;
   readonly #dma: ClientDmaMap;
+  #remote: RemoteDmaAccessor | undefined;
   /** Doorbell memfd and the server's own mapping of its page (client access only). */
   #doorbellFd: number | undefined;
   #doorbellMap: MappedRange | undefined;
@@ -185,11 +188,24 @@ export class NvmeFunctionBackend implements VfioUserDeviceBackend {
       closeFd: closeQuietly,
       inUse: (buffer) => this.#queueUses(buffer),
       onEvent: (e) => this.#emit({ ...e, level: e.name === "dma-map-refused" ? "warn" : "info" }),
+      remote: {
+        read: (iova, n) => this.#remote?.read(iova, n) ?? Promise.reject(new Error("no remote DMA accessor")),
+        write: (iova, b) =>
+          this.#remote?.write(iova, b) ?? Promise.reject(new Error("no remote DMA accessor")),
+      },
     });
     if (this.access === "client") this.#takeOverDoorbellsAndInterrupts();
   }
 
-  /** Ranges the client mapped without an fd (see the limitation in the file head). */
+  /**
+   * Sets how fd-less ranges are reached (the server's DMA_READ / DMA_WRITE). Until set, device access
+   * to them fails (Data Transfer Error).
+   */
+  setRemoteDma(accessor: RemoteDmaAccessor | undefined): void {
+    this.#remote = accessor;
+  }
+
+  /** Ranges the client mapped without an fd (see the file head). */
   messageOnlyRanges(): MessageOnlyRange[] {
     return this.#dma.messageOnlyRanges();
   }
@@ -625,7 +641,8 @@ export interface VfPortalOptions {
 
 /**
  * The VFIO migration v2 portal of VF `vfn` of `host`, backed by the NVMe variant driver (which reaches
- * the VF through the host's PF driver). The DMA ranges for "log everything" are the VF's current DMA map.
+ * the VF through the host's PF driver). The DMA ranges for "log everything" are the VF's current DMA map
+ * (direct and remote ranges).
  */
 export async function createVfPortal(
   host: HostNode,
@@ -646,8 +663,14 @@ export async function createVfPortal(
       lbaCount: ns.lbaCount,
     })),
     identity: label,
+    // Remote (fd-less) ranges too: device writes there are dirty-logged like any other.
     dmaRanges: () =>
-      fn.dma.ranges().map((r) => ({ iova: BigInt(r.iova), length: BigInt(r.bytes.byteLength) })),
+      [
+        ...fn.dma.ranges().map((r) => ({ iova: r.iova, length: r.bytes.byteLength })),
+        ...fn.dma.remoteRanges().map((r) => ({ iova: r.iova, length: r.lengthBytes })),
+      ]
+        .sort((a, b) => a.iova - b.iova)
+        .map((r) => ({ iova: BigInt(r.iova), length: BigInt(r.length) })),
   });
   return new MigrationPortal({ migration: variant.migration, dmaLogging: variant.dmaLogging, label });
 }
@@ -694,6 +717,10 @@ export function exportNvmeFunction(fn: NvmeFunction, options: ExportFunctionOpti
     ...options.server,
     backend,
     log: (event) => onLog?.({ fn: options.label, source: "vfio-user", event }),
+  });
+  backend.setRemoteDma({
+    read: (iova, n) => server.dmaRead(iova, n),
+    write: (iova, b) => server.dmaWrite(iova, b),
   });
   let listener: ReturnType<typeof listenVfioUser>;
   try {

@@ -123,6 +123,47 @@ test("without handlers DMA requests get ENOTSUP", async () => {
   assert.equal(server.received[2]!.header.errno, Errno.ENOTSUP);
 });
 
+test("a mapping made with a buffer is served from it (not by the handlers); a buffer of the wrong size is refused", async () => {
+  const handled: string[] = [];
+  const { server, connecting } = await scripted({
+    onDmaRead: (iova, n) => {
+      handled.push(`read ${iova}`);
+      return new Uint8Array(n).fill(0xee);
+    },
+    onDmaWrite: (iova) => {
+      handled.push(`write ${iova}`);
+      return 0;
+    },
+  });
+  const c = await connecting;
+  await assert.rejects(
+    c.dmaMap({ iova: 0x4000, sizeBytes: 0x1000, buffer: new Uint8Array(0x800) }),
+    isCode("invalid-request", Errno.EINVAL),
+  );
+  const buffer = new Uint8Array(0x1000).map((_, i) => i & 0xff);
+  const m = c.dmaMap({ iova: 0x4000, sizeBytes: 0x1000, buffer });
+  await server.waitFor(2);
+  assert.equal(server.received[1]!.header.command, Command.DMA_MAP, "the refused map sent nothing");
+  server.send(encodeReply(server.received[1]!.header.id, Command.DMA_MAP));
+  await m;
+  const m2 = c.dmaMap({ iova: 0x8000, sizeBytes: 0x1000 });
+  await server.waitFor(3);
+  server.send(encodeReply(server.received[2]!.header.id, Command.DMA_MAP));
+  await m2;
+  server.send(encodeCommand(1, Command.DMA_READ, encodeDmaAccess(0x4010, 4)));
+  server.send(encodeCommand(2, Command.DMA_WRITE, encodeDmaAccess(0x4ffe, 2, Uint8Array.of(0xaa, 0xbb))));
+  server.send(encodeCommand(3, Command.DMA_READ, encodeDmaAccess(0x4ffe, 4))); // crosses the end
+  server.send(encodeCommand(4, Command.DMA_READ, encodeDmaAccess(0x8000, 2))); // no buffer: handler
+  await server.waitFor(7);
+  const [r1, r2, r3, r4] = server.received.slice(3);
+  assert.deepEqual([...r1!.payload.subarray(16)], [0x10, 0x11, 0x12, 0x13]);
+  assert.equal(r2!.header.errno, 0);
+  assert.deepEqual([...buffer.subarray(0xffe)], [0xaa, 0xbb]);
+  assert.equal(r3!.header.errno, Errno.EFAULT);
+  assert.deepEqual([...r4!.payload.subarray(16)], [0xee, 0xee]);
+  assert.deepEqual(handled, [`read ${0x8000}`]);
+});
+
 test("a failed DMA_MAP is forgotten: DMA to it is refused", async () => {
   const { server, connecting } = await scripted({ onDmaRead: (_i, n) => new Uint8Array(n) });
   const c = await connecting;

@@ -6,14 +6,16 @@
  *     | VERSION 0.2 {max_msg_fds, max_data_xfer_size, …} ──► |
  *     | ◄── VERSION 0.m {caps}      (major must be 0, minor ≤ 2, else negotiation-failed + close)
  *     | DMA_MAP … REGION_READ … (several in flight; each promise settles with its own reply)
- *     | ◄── DMA_READ (server's id space)                      → onDmaRead(iova, count) → reply
+ *     | ◄── DMA_READ (server's id space)     → the range's registered buffer, else onDmaRead → reply
  *
  * Failures reject with `VfioUserError`: `remote-error` (error reply; `errno` is the server's),
  * `timeout`, `disconnected`, `bad-reply`, `not-connected`, `negotiation-failed`.
  *
  * Server commands are validated before the VMM's handler runs: DMA outside every range this client
  * mapped (or without READ/WRITE permission) is answered EFAULT; a count above our
- * max_data_xfer_size E2BIG; no handler ENOTSUP. They are served one at a time, in order.
+ * max_data_xfer_size E2BIG; no handler ENOTSUP. They are served one at a time, in order. A mapping
+ * made with a `buffer` (`dmaMap`, typically fd-less: the server can reach it only by message) is served
+ * from that buffer directly; other mappings go to `onDmaRead` / `onDmaWrite`.
  *
  * Fd ownership: fds given to a method stay the caller's (the transport duplicates them). An fd
  * returned by `regionInfo` belongs to the caller. Other fds a server sends are closed.
@@ -137,6 +139,12 @@ export interface DeviceFeatureReply {
   data: Uint8Array;
 }
 
+/** A mapping as the client keeps it. */
+interface MapEntry extends DmaTableEntry {
+  /** Guest memory of the range (`sizeBytes` long), served to DMA_READ / DMA_WRITE directly. */
+  buffer?: Uint8Array;
+}
+
 /** Largest message the client accepts (header included). */
 const CLIENT_MAX_MESSAGE_BYTES = 64 * 1048576 + 4096;
 
@@ -155,7 +163,7 @@ export class VfioUserClient {
   readonly #timeoutMs: number;
   readonly #maxDataXferBytes: number;
   readonly #requests: RequestTracker;
-  readonly #maps = new DmaTable<DmaTableEntry>();
+  readonly #maps = new DmaTable<MapEntry>();
   /** Ids for NO_REPLY commands (nothing is matched against them). */
   #postedId = 0x8000;
   #serverCommands: Promise<void> = Promise.resolve();
@@ -260,16 +268,28 @@ export class VfioUserClient {
 
   // ---------------------------------------------------------------- typed commands
 
-  /** DMA_MAP; `fd` (optional) backs `[fileOffset, fileOffset + sizeBytes)`. flags default READ|WRITE. */
+  /**
+   * DMA_MAP; `fd` (optional) backs `[fileOffset, fileOffset + sizeBytes)`. flags default READ|WRITE.
+   * `buffer` (optional, exactly `sizeBytes` long, kept by reference) is the range's memory on this side:
+   * the server's DMA_READ / DMA_WRITE inside the range are served from it (not by `onDmaRead` /
+   * `onDmaWrite`). A buffer of another length rejects with `invalid-request` (EINVAL), nothing sent.
+   */
   async dmaMap(m: {
     iova: number;
     sizeBytes: number;
     flags?: number;
     fd?: number;
     fileOffset?: number;
+    buffer?: Uint8Array;
   }): Promise<void> {
     const flags = m.flags ?? DmaMapFlag.READ | DmaMapFlag.WRITE;
-    const entry = { iova: m.iova, sizeBytes: m.sizeBytes, flags };
+    if (m.buffer !== undefined && m.buffer.byteLength !== m.sizeBytes) {
+      throw new VfioUserError("invalid-request", "DMA_MAP buffer length differs from the size", {
+        errno: Errno.EINVAL,
+      });
+    }
+    const entry: MapEntry = { iova: m.iova, sizeBytes: m.sizeBytes, flags };
+    if (m.buffer !== undefined) entry.buffer = m.buffer;
     const payload = encodeDmaMap({
       flags,
       offset: m.fileOffset ?? 0,
@@ -550,8 +570,13 @@ export class VfioUserClient {
       const req = decodeDmaReadRequest(payload);
       if (isDecodeError(req)) return err(req.errno, "bad-payload", req.reason);
       if (req.count > this.#maxDataXferBytes) return err(Errno.E2BIG, "bad-payload", "count-over-max");
-      if (!this.#mapped(req.address, req.count, DmaMapFlag.READ))
-        return err(Errno.EFAULT, "command-failed", "unmapped");
+      const map = this.#mapped(req.address, req.count, DmaMapFlag.READ);
+      if (map === undefined) return err(Errno.EFAULT, "command-failed", "unmapped");
+      if (map.buffer !== undefined) {
+        const at = req.address - map.iova;
+        const data = map.buffer.subarray(at, at + req.count);
+        return encodeReply(h.id, h.command, encodeDmaAccess(req.address, req.count, data));
+      }
       const handler = this.#options.onDmaRead;
       if (handler === undefined) return err(Errno.ENOTSUP, "unknown-command", "no onDmaRead");
       const r = await handler(req.address, req.count);
@@ -563,8 +588,12 @@ export class VfioUserClient {
       const req = decodeDmaWriteRequest(payload);
       if (isDecodeError(req)) return err(req.errno, "bad-payload", req.reason);
       if (req.count > this.#maxDataXferBytes) return err(Errno.E2BIG, "bad-payload", "count-over-max");
-      if (!this.#mapped(req.address, req.count, DmaMapFlag.WRITE))
-        return err(Errno.EFAULT, "command-failed", "unmapped");
+      const map = this.#mapped(req.address, req.count, DmaMapFlag.WRITE);
+      if (map === undefined) return err(Errno.EFAULT, "command-failed", "unmapped");
+      if (map.buffer !== undefined) {
+        map.buffer.set(req.data, req.address - map.iova);
+        return encodeReply(h.id, h.command, encodeDmaAccess(req.address, req.count));
+      }
       const handler = this.#options.onDmaWrite;
       if (handler === undefined) return err(Errno.ENOTSUP, "unknown-command", "no onDmaWrite");
       const errno = await handler(req.address, req.data);
@@ -574,10 +603,11 @@ export class VfioUserClient {
     return err(Errno.ENOTSUP, "unknown-command");
   }
 
-  #mapped(iova: number, count: number, need: number): boolean {
-    if (count === 0) return this.#maps.find(iova, 1) !== undefined;
+  /** The mapping holding [iova, iova + count) with `need` permission, or undefined. */
+  #mapped(iova: number, count: number, need: number): MapEntry | undefined {
+    if (count === 0) return this.#maps.find(iova, 1);
     const e = this.#maps.find(iova, count);
-    return e !== undefined && (e.flags & need) !== 0;
+    return e !== undefined && (e.flags & need) !== 0 ? e : undefined;
   }
 
   #onClosed(): void {

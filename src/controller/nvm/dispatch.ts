@@ -32,7 +32,7 @@ export function dispatchNvmCommand(c: NvmeController, sq: SubmissionQueue): numb
     case NvmOpcode.Write:
       return write(c, sq, ns);
     case NvmOpcode.Compare:
-      return compare(c, ns);
+      return compare(c, sq, ns);
     case NvmOpcode.WriteZeroes:
       return writeZeroes(c, sq, ns);
     case NvmOpcode.DatasetManagement:

@@ -4,23 +4,28 @@
  * Data moves directly between the namespace's `BlockStore` and the guest-memory segments of the data
  * pointer. A Write completes only after its data is in the store; with the volatile write cache
  * disabled, or with FUA, it completes after the store is flushed.
+ *
+ * A data pointer with segments in remote memory (fd-less vfio-user maps) fails the synchronous walk
+ * with Data Transfer Error; then, if remote ranges are mapped, `remote-transfer.ts` takes the command
+ * over and completes it later. The direct path is unchanged.
  */
 import { Status } from "../../nvme/status.ts";
 import { type NvmeController, PENDING } from "../controller.ts";
 import type { Namespace } from "../namespace.ts";
 import type { SubmissionQueue } from "../queues.ts";
 import { decodeLbaRange } from "./lba-range.ts";
+import { mayBeRemote, remoteRead, remoteWrite } from "./remote-transfer.ts";
 
 /** CDW12 bit 30: Force Unit Access. */
 const FUA = 1 << 30;
 
-export function read(c: NvmeController, _sq: SubmissionQueue, ns: Namespace): number {
+export function read(c: NvmeController, sq: SubmissionQueue, ns: Namespace): number {
   const r = decodeLbaRange(c, ns);
   if (typeof r === "number") return r;
   const bytes = r.nlb * ns.lbaBytes;
   if (bytes > c.mdtsBytes) return Status.InvalidField;
   const st = c.walkDptr(bytes, true);
-  if (st !== Status.Success) return st;
+  if (st !== Status.Success) return mayBeRemote(c, st) ? remoteRead(c, sq, ns, r.slba, bytes) : st;
   const w = c.walker;
   const store = ns.store;
   let pos = r.slba * ns.lbaBytes;
@@ -44,7 +49,7 @@ export function write(c: NvmeController, sq: SubmissionQueue, ns: Namespace): nu
   const bytes = r.nlb * ns.lbaBytes;
   if (bytes > c.mdtsBytes) return Status.InvalidField;
   const st = c.walkDptr(bytes, false);
-  if (st !== Status.Success) return st;
+  if (st !== Status.Success) return mayBeRemote(c, st) ? remoteWrite(c, sq, ns, r.slba, r.nlb) : st;
   const w = c.walker;
   let pos = r.slba * ns.lbaBytes;
   for (let i = 0; i < w.count; i++) {

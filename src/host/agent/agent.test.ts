@@ -273,6 +273,34 @@ describe("HostAgent: the controlling function's agent behind the gRPC control pl
     );
   });
 
+  it("a range the guest wrote just before a Suspend is streamed before the ESA 3 entry, which alone ends the stream", async () => {
+    await a.startUserDataLogging(1);
+    let ended = false;
+    const streamed = collect(a.streamChangedLbaRanges(1)).finally(() => {
+      ended = true;
+    });
+    const slba = 6000;
+    const gpa = vm.memory.allocPages(1);
+    vm.memory.view(gpa, PAGE).fill(0x3c);
+    const status = await new Promise<number>((res) => vm.driver.submitWrite(1, 1, slba, 8, gpa, res));
+    vm.memory.free(gpa);
+    assert.equal(status, 0);
+    // Logging is still on: the stream has not ended, whatever it has sent so far.
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(ended, false);
+    assert.deepEqual(await a.suspend({ cntlid: 1, suspendType: "suspend" }), { state: "suspended" });
+    // The written range, then the ESA 3 end entry: nothing missing, nothing after it.
+    assert.deepEqual(
+      (await streamed).flat().map((e) => [e.entrySequence, e.changeInfo, e.nsid, e.slba, e.nlb]),
+      [
+        ["first", "range-valid", 1, BigInt(slba), 7],
+        ["last-suspended", "no-range", 0, 0n, 0],
+      ],
+    );
+    assert.equal((await a.describeFunction(1)).userDataLogging, false);
+    assert.deepEqual(await a.resume({ cntlid: 1 }), { state: "running" });
+  });
+
   it("migrates the guest's VF from host A to host B under leases; the workload verifies with zero loss", async () => {
     await hostB.bringUpVf(1, 2);
     const leaseA = await a.acquireLease({ cntlid: 1, leaseMs: 60_000, description: "migration test" });

@@ -387,15 +387,25 @@ export class HostAgent implements ControlBackend {
     }
     const signal = AbortSignal.any([ctx.signal, this.#closing.signal]);
     session.streaming = true;
+    // The stream ends cleanly only after the end entry (ESA 2 / ESA 3) and every range before it; any
+    // other end is an error, so a reader never takes a cut-short stream for a complete one.
     try {
       for (;;) {
-        if (signal.aborted) return;
+        if (signal.aborted) {
+          throw new ControlError("cancelled", `changed LBA ranges of function ${cntlid}: stream cancelled`);
+        }
         await session.drain();
         const batch = session.take();
         if (batch.length > 0) yield batch;
         if (session.end !== undefined && session.pendingCount === 0) {
           if (this.#logs.get(cntlid) === session) this.#logs.delete(cntlid);
           return;
+        }
+        if (session.end === undefined && !session.active) {
+          throw (
+            session.failure ??
+            new ControlError("internal", `user-data logging of function ${cntlid} ended without an end entry`)
+          );
         }
         if (batch.length === 0) await sleep(this.#udmqPollMs, signal);
       }

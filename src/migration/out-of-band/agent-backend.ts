@@ -7,8 +7,9 @@
  *   orchestrator ── portal (local state machine) ── this backend ══ gRPC ══► agent ── PF admin queue
  *
  *   RUNNING → PRE_COPY         AcquireLease; [local storage: StartUserDataLogging + StreamChangedLbaRanges]
- *   PRE_COPY → STOP_COPY       Suspend (STYPE 1); [changes until ESA 3]; GetControllerState
+ *   PRE_COPY → STOP_COPY       Suspend (STYPE 1); [the stream up to its ESA 3 end entry]; GetControllerState
  *   RUNNING → STOP → RESUMING  AcquireLease; Suspend (destination); namespace data → WriteNamespaceData
+ *                              (one call at a time, in stream order: a newer copy of a block lands last)
  *   RESUMING → STOP (commit)   SetControllerState
  *   STOP → RUNNING             Resume; ReleaseLease
  *   PRE_COPY / STOP_COPY → …RUNNING (rollback)   StopUserDataLogging / Resume; ReleaseLease
@@ -19,14 +20,14 @@
  * resets a restored destination), so the function runs on exactly one side.
  */
 import type { ControlClient } from "../../control/client.ts";
-import type { LbaChangeLog } from "../../storage/lba-change-log.ts";
 import type { ArcResult, DmaLoggingBackend, MigrationBackend } from "../../vfio/backend.ts";
 import type { BlockChannel } from "../../vfio/nvme/admin-channel.ts";
-import type { ChangeFeed, ControlledFunctionOps } from "../../vfio/nvme/function-ops.ts";
+import type { ControlledFunctionOps } from "../../vfio/nvme/function-ops.ts";
 import { type NamespaceGeometry, NvmeResumingSession, NvmeSavingSession } from "../../vfio/nvme/sessions.ts";
 import { CONTROLLER_STATE_BOUND_BYTES } from "../../vfio/nvme/variant-driver.ts";
 import { MigrationPortal } from "../../vfio/portal.ts";
 import { Errno, MigFlag, MigState } from "../../vfio/states.ts";
+import { AgentChangeFeed } from "./change-feed.ts";
 
 export interface AgentFunctionOptions {
   client: ControlClient;
@@ -76,8 +77,13 @@ class AgentOps implements ControlledFunctionOps {
   }
 }
 
-/** Namespace block I/O through the agent (Read/WriteNamespaceData). */
+/** Namespace block I/O through the agent (Read/WriteNamespaceData); writes are applied in order. */
 class AgentBlocks implements BlockChannel {
+  /** Writes not yet sent, in the order the resuming session made them. */
+  private queued: { nsid: number; slba: bigint; data: Uint8Array; done: (r: { status: number }) => void }[] =
+    [];
+  private writing = false;
+
   constructor(
     private readonly client: ControlClient,
     private readonly cntlid: number,
@@ -112,69 +118,47 @@ class AgentBlocks implements BlockChannel {
     }
     return at === out.byteLength ? { status: 0, data: out } : { status: DATA_TRANSFER_ERROR };
   }
-  async write(nsid: number, slba: number, data: Uint8Array): Promise<{ status: number }> {
+  /**
+   * Queues a write; writes reach the agent in the order they were queued. A record of the migration
+   * stream can carry a newer copy of blocks an earlier record carried (changed ranges after the initial
+   * pass, or after an earlier round), and only that order makes the newer copy the one that stays.
+   */
+  write(nsid: number, slba: number, data: Uint8Array): Promise<{ status: number }> {
+    return new Promise((done) => {
+      this.queued.push({ nsid, slba: BigInt(slba), data, done });
+      if (!this.writing) void this.pumpWrites();
+    });
+  }
+
+  /**
+   * One WriteNamespaceData call at a time, each carrying every write queued meanwhile (for one
+   * namespace), in queue order: calls in flight together could be applied in any order on the agent
+   * (a large message arrives after a small one sent later), and an older copy of a block would
+   * overwrite the newer one on the destination.
+   */
+  private async pumpWrites(): Promise<void> {
+    this.writing = true;
     try {
-      await this.client.writeNamespaceData({ cntlid: this.cntlid, nsid }, [{ slba: BigInt(slba), data }]);
-      return { status: 0 };
-    } catch {
-      return { status: DATA_TRANSFER_ERROR };
-    }
-  }
-}
-
-/** The agent's changed-LBA stream pumped into the session's change logs in the background. */
-class AgentChangeFeed implements ChangeFeed {
-  private ended = false;
-  private failure: unknown;
-  private readonly done: Promise<void>;
-  private endWaiters: (() => void)[] = [];
-  private readonly abort = new AbortController();
-
-  constructor(
-    client: ControlClient,
-    cntlid: number,
-    private readonly logs: Map<number, LbaChangeLog>,
-  ) {
-    this.done = (async () => {
-      try {
-        for await (const batch of client.streamChangedLbaRanges(cntlid, { signal: this.abort.signal })) {
-          for (const r of batch) {
-            if (r.changeInfo === "all-changed") for (const l of this.logs.values()) l.markAll();
-            else if (r.changeInfo === "range-valid") this.logs.get(r.nsid)?.record(Number(r.slba), r.nlb + 1);
-            if (r.entrySequence === "last-suspended" || r.entrySequence === "last-logging-stopped")
-              this.ended = true;
-          }
-          if (this.ended) break;
+      for (;;) {
+        const nsid = this.queued[0]?.nsid;
+        if (nsid === undefined) return;
+        let n = 1;
+        while (n < this.queued.length && this.queued[n]!.nsid === nsid) n++;
+        const batch = this.queued.splice(0, n);
+        let status = 0;
+        try {
+          await this.client.writeNamespaceData(
+            { cntlid: this.cntlid, nsid },
+            batch.map((w) => ({ slba: w.slba, data: w.data })),
+          );
+        } catch {
+          status = DATA_TRANSFER_ERROR;
         }
-      } catch (e) {
-        if (!this.abort.signal.aborted) this.failure = e;
-      } finally {
-        // A change stream that broke loses track of what changed: from then on everything counts as
-        // changed (the remaining namespace data is sent again in full) — slower, never wrong.
-        if (this.failure !== undefined) for (const l of this.logs.values()) l.markAll();
-        this.ended = true;
-        for (const w of this.endWaiters) w();
-        this.endWaiters = [];
+        for (const w of batch) w.done({ status });
       }
-    })();
-  }
-
-  async drain(): Promise<void> {}
-
-  /** The stream failed before logging ended (all namespace blocks were marked changed). */
-  get broken(): boolean {
-    return this.failure !== undefined;
-  }
-
-  /** Resolves when the stream reported the end of logging (after Suspend: ESA 3). */
-  untilEnd(): Promise<void> {
-    if (this.ended) return Promise.resolve();
-    return new Promise((r) => this.endWaiters.push(r));
-  }
-
-  async close(): Promise<void> {
-    this.abort.abort();
-    await this.done;
+    } finally {
+      this.writing = false;
+    }
   }
 }
 
@@ -185,14 +169,6 @@ export function createAgentBackend(o: AgentFunctionOptions): {
   const { client, cntlid } = o;
   const ops = new AgentOps(client, cntlid);
   const local = (o.storage ?? "shared") === "local";
-  if (local) {
-    // Disabled on purpose: under heavy load a block written just before the suspend was seen missing on
-    // the destination (stale generation) — the agent's changed-LBA stream can end before its last
-    // ranges. Until that race is closed, refuse rather than risk an acknowledged write.
-    throw new Error(
-      "out-of-band migration with local storage is disabled: use the in-band path, or shared storage",
-    );
-  }
   const geometry = new Map((o.namespaces ?? []).map((n) => [n.nsid, n.lbaBytes] as const));
   const blocks = new AgentBlocks(client, cntlid, geometry);
   const namespaces: NamespaceGeometry[] = (o.namespaces ?? []).map((n) => ({
@@ -261,8 +237,9 @@ export function createAgentBackend(o: AgentFunctionOptions): {
         if (from === S.PRE_COPY && to === S.STOP_COPY) {
           await ops.suspend();
           if (feed !== undefined) {
+            // STOP_COPY data must hold every range the controller logged before its ESA 3 entry: the
+            // agent ends the stream only after it, and the session is finalized only after the stream.
             await feed.untilEnd();
-            await feed.drain();
             await stopFeed(false);
           }
           const state = await ops.getState();

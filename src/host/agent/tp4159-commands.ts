@@ -10,9 +10,10 @@
  *   getState(csvi, csuuidi)        ───────►  Migration Receive SEL 0 × n    (offset-windowed reads)
  *   setState(csvi, csuuidi, blob)  ───────►  Migration Send SEL 2 × n       validated whole, then applied
  *
- * Unlike `ControllerOps` (the VFIO variant driver's fixed profile: STYPE 1, CSVI = CSUUIDI = 1, VF
- * found by VFN), every field the out-of-band API exposes is a parameter here. The controller validates
- * everything; a non-zero status becomes a `ControlError` through `device-errors.ts`.
+ * The SQEs and the windowed whole-state transfer are the ones `ControllerOps` (the VFIO variant
+ * driver's fixed profile: STYPE 1, CSVI = CSUUIDI = 1, VF found by VFN) uses, from
+ * `src/vfio/nvme/controller-ops.ts`; here every field the out-of-band API exposes is a parameter. The
+ * controller validates everything; a non-zero status becomes a `ControlError` through `device-errors.ts`.
  *
  * Compatibility: CSVI / CSUUIDI 0 in a request means "the device default", which is index 1 (the first
  * format the controller lists in CNS 20h) — nvmig controllers need their vendor section (CSUUIDI 1)
@@ -25,41 +26,33 @@ import {
   controllerStateBytes,
   decodeControllerStateHeader,
 } from "../../nvme/controller-state.ts";
-import { Cns } from "../../nvme/identifiers.ts";
 import { decodeIdentifyController, OACS_HMLMS } from "../../nvme/identify-controller.ts";
-import {
-  encodeMigrationReceive,
-  encodeMigrationSend,
-  MigrationReceiveSel,
-  MigrationSendSel,
-  migrationReceiveNumd,
-  migrationSendNumd,
-  sequenceIndicatorFor,
-} from "../../nvme/migration-commands.ts";
-import { AdminOpcode } from "../../nvme/opcodes.ts";
 import {
   decodeSecondaryControllerList,
   type SecondaryControllerEntry,
 } from "../../nvme/secondary-controller-list.ts";
 import type { AdminChannel, AdminCommand, AdminReply } from "../../vfio/nvme/admin-channel.ts";
+import {
+  getControllerStateSqe,
+  identifyControllerSqe,
+  migrationSendResumeSqe,
+  migrationSendSuspendSqe,
+  receiveWholeControllerState,
+  STATE_CHUNK_BYTES,
+  type StateIndexes,
+  secondaryControllerListSqe,
+  sendWholeControllerState,
+  setControllerStateSqe,
+} from "../../vfio/nvme/controller-ops.ts";
 import { checkStatus } from "./device-errors.ts";
 
-/** Bytes per Migration Receive / Send command (within the PF driver's 512 KiB transfer limit). */
-export const STATE_CHUNK_BYTES = 256 * 1024;
-/** First Get Controller State read: the header and, usually, the whole state (bytes). */
-const FIRST_READ_BYTES = 16 * 1024;
+export { STATE_CHUNK_BYTES, type StateIndexes };
 
 /** Index used for a CSVI / CSUUIDI of 0 (see the compatibility rule above). */
 export const DEFAULT_STATE_INDEX = 1;
 
-export interface StateIndexes {
-  /** Controller State Version Index; 0 = device default. */
-  csvi: number;
-  /** Controller State UUID Index; 0 = device default. */
-  csuuidi: number;
-}
-
-function resolve(sel: StateIndexes): { csvi: number; csuuidi: number } {
+/** CSVI / CSUUIDI of a request (0 = device default) → the indexes sent. */
+function resolve(sel: StateIndexes): StateIndexes {
   return {
     csvi: sel.csvi === 0 ? DEFAULT_STATE_INDEX : sel.csvi,
     csuuidi: sel.csuuidi === 0 ? DEFAULT_STATE_INDEX : sel.csuuidi,
@@ -78,11 +71,7 @@ export class Tp4159Commands {
    * OACS.HMLMS); `failed-precondition` if not.
    */
   static async open(channel: AdminChannel): Promise<Tp4159Commands> {
-    const id = await channel.submit({
-      opc: AdminOpcode.Identify,
-      cdw10: Cns.IdentifyController,
-      dataInBytes: 4096,
-    });
+    const id = await channel.submit(identifyControllerSqe());
     checkStatus("Identify Controller (controlling function)", id.status);
     const ctrl = decodeIdentifyController(id.data!);
     if ((ctrl.oacs & OACS_HMLMS) === 0) {
@@ -102,28 +91,21 @@ export class Tp4159Commands {
 
   /** The Secondary Controller List (Identify CNS 15h): every controlled controller of this PF. */
   async secondaryControllers(): Promise<SecondaryControllerEntry[]> {
-    const r = await this.run("Identify Secondary Controller List", {
-      opc: AdminOpcode.Identify,
-      cdw10: Cns.SecondaryControllerList,
-      dataInBytes: 4096,
-    });
+    const r = await this.run("Identify Secondary Controller List", secondaryControllerListSqe());
     return decodeSecondaryControllerList(r.data!).filter((e) => e.scid !== this.controllingCntlid);
   }
 
   /** Migration Send SEL 0; resolves once the controller reports the suspend complete. */
   async suspend(cntlid: number, stype: number, dudmq: boolean): Promise<void> {
-    await this.run(`Migration Send Suspend STYPE ${stype}${dudmq ? " DUDMQ" : ""} (CNTLID ${cntlid})`, {
-      opc: AdminOpcode.MigrationSend,
-      ...encodeMigrationSend({ sel: MigrationSendSel.Suspend, cntlid, stype, dudmq, uidx: 0 }),
-    });
+    await this.run(
+      `Migration Send Suspend STYPE ${stype}${dudmq ? " DUDMQ" : ""} (CNTLID ${cntlid})`,
+      migrationSendSuspendSqe(cntlid, stype, dudmq),
+    );
   }
 
   /** Migration Send SEL 1. */
   async resume(cntlid: number): Promise<void> {
-    await this.run(`Migration Send Resume (CNTLID ${cntlid})`, {
-      opc: AdminOpcode.MigrationSend,
-      ...encodeMigrationSend({ sel: MigrationSendSel.Resume, cntlid, uidx: 0 }),
-    });
+    await this.run(`Migration Send Resume (CNTLID ${cntlid})`, migrationSendResumeSqe(cntlid));
   }
 
   private async receive(
@@ -132,21 +114,10 @@ export class Tp4159Commands {
     offset: number,
     bytes: number,
   ): Promise<Uint8Array> {
-    const { csvi, csuuidi } = resolve(sel);
-    const r = await this.run(`Migration Receive Get Controller State (CNTLID ${cntlid}, offset ${offset})`, {
-      opc: AdminOpcode.MigrationReceive,
-      ...encodeMigrationReceive({
-        sel: MigrationReceiveSel.GetControllerState,
-        csvi,
-        cntlid,
-        csuuidi,
-        csuidxp: 0,
-        offset,
-        uidx: 0,
-        numd: migrationReceiveNumd(bytes),
-      }),
-      dataInBytes: bytes,
-    });
+    const r = await this.run(
+      `Migration Receive Get Controller State (CNTLID ${cntlid}, offset ${offset})`,
+      getControllerStateSqe(cntlid, resolve(sel), offset, bytes),
+    );
     return r.data!;
   }
 
@@ -161,20 +132,12 @@ export class Tp4159Commands {
 
   /** The whole controller state of a suspended controller (header + NVMe state + vendor section). */
   async getState(cntlid: number, sel: StateIndexes): Promise<Uint8Array> {
-    const first = await this.receive(cntlid, sel, 0, FIRST_READ_BYTES);
-    const size = controllerStateBytes(decodeControllerStateHeader(first));
-    if (!size.ok)
-      throw new ControlError("internal", `controller ${cntlid} reports a state of ${size.detail}`);
-    const total = size.value;
-    if (total <= first.byteLength) return first.slice(0, total);
-    const out = new Uint8Array(total);
-    out.set(first);
-    for (let at = first.byteLength; at < total; at += STATE_CHUNK_BYTES) {
-      const n = Math.min(STATE_CHUNK_BYTES, total - at);
-      const part = await this.receive(cntlid, sel, at, Math.ceil(n / 4) * 4);
-      out.set(part.subarray(0, n), at);
-    }
-    return out;
+    const whole = await receiveWholeControllerState((offset, bytes) =>
+      this.receive(cntlid, sel, offset, bytes),
+    );
+    if (!whole.ok)
+      throw new ControlError("internal", `controller ${cntlid} reports a state of ${whole.detail}`);
+    return whole.value;
   }
 
   /**
@@ -188,26 +151,12 @@ export class Tp4159Commands {
         `controller state of ${state.byteLength} bytes is not a whole number of dwords`,
       );
     }
-    const { csvi, csuuidi } = resolve(sel);
-    const chunks = Math.max(1, Math.ceil(state.byteLength / STATE_CHUNK_BYTES));
-    for (let i = 0; i < chunks; i++) {
-      const at = i * STATE_CHUNK_BYTES;
-      const part = state.subarray(at, Math.min(state.byteLength, at + STATE_CHUNK_BYTES));
-      const seqind = sequenceIndicatorFor(i, chunks);
-      await this.run(`Migration Send Set Controller State (CNTLID ${cntlid}, offset ${at})`, {
-        opc: AdminOpcode.MigrationSend,
-        ...encodeMigrationSend({
-          sel: MigrationSendSel.SetControllerState,
-          seqind,
-          cntlid,
-          csvi,
-          csuuidi,
-          offset: at,
-          uidx: 0,
-          numd: migrationSendNumd(part.byteLength),
-        }),
-        ...(part.byteLength > 0 ? { dataOut: part } : {}),
-      });
-    }
+    const indexes = resolve(sel);
+    await sendWholeControllerState(state, async (seqind, offset, part) => {
+      await this.run(
+        `Migration Send Set Controller State (CNTLID ${cntlid}, offset ${offset})`,
+        setControllerStateSqe(cntlid, indexes, seqind, offset, part),
+      );
+    });
   }
 }

@@ -2,8 +2,14 @@
  * The admin commands a variant driver sends to the controlling function on behalf of one controlled
  * controller, per profile: TP4159 (Migration Send / Receive by CNTLID) or the Intel vendor profile
  * (0xC4 / C8 / CC / D2 / D5 by VF index). Each method is one or a few real SQEs on the PF admin queue.
+ *
+ * The TP4159 SQEs themselves and the windowed whole-state transfer are built in one place, below,
+ * with every field a parameter (STYPE, DUDMQ, CSVI, CSUUIDI): this driver uses its fixed profile
+ * (STYPE 1, no DUDMQ, CSVI = CSUUIDI = 1), the host agent (`src/host/agent/tp4159-commands.ts`)
+ * whatever its API was asked for.
  */
-import { decodeControllerStateHeader } from "../../nvme/controller-state.ts";
+import type { CodecResult } from "../../nvme/codec.ts";
+import { controllerStateBytes, decodeControllerStateHeader } from "../../nvme/controller-state.ts";
 import { Cns } from "../../nvme/identifiers.ts";
 import { decodeIdentifyController, OACS_HMLMS } from "../../nvme/identify-controller.ts";
 import {
@@ -14,8 +20,11 @@ import {
 import {
   encodeMigrationReceive,
   encodeMigrationSend,
+  MigrationReceiveSel,
+  MigrationSendSel,
   migrationReceiveNumd,
   migrationSendNumd,
+  SuspendType,
   sequenceIndicatorFor,
 } from "../../nvme/migration-commands.ts";
 import { AdminOpcode } from "../../nvme/opcodes.ts";
@@ -29,6 +38,136 @@ export type MigrationProfile = "tp4159" | "intel";
 export const STATE_CHUNK_BYTES = 256 * 1024;
 /** First Get Controller State read: header and, usually, everything (bytes). */
 const FIRST_READ_BYTES = 16 * 1024;
+
+// ---- TP4159 SQEs naming a controlled controller by CNTLID (this driver and the host agent) --------
+
+/** Controller state selection of Migration Send / Receive: 1-based indexes into the CNS 20h lists. */
+export interface StateIndexes {
+  /** Controller State Version Index. */
+  csvi: number;
+  /** Controller State UUID Index. */
+  csuuidi: number;
+}
+
+/** The variant driver's selection: the first version and UUID listed (nvmig's vendor section). */
+export const VARIANT_STATE_INDEXES: StateIndexes = { csvi: 1, csuuidi: 1 };
+
+/** Identify Controller (CNS 01h): OACS.HMLMS, the controlling controller's own CNTLID. */
+export function identifyControllerSqe(): AdminCommand {
+  return { opc: AdminOpcode.Identify, cdw10: Cns.IdentifyController, dataInBytes: 4096 };
+}
+
+/** Identify Secondary Controller List (CNS 15h): CNTLID (SCID) ↔ VFN of every controlled controller. */
+export function secondaryControllerListSqe(): AdminCommand {
+  return { opc: AdminOpcode.Identify, cdw10: Cns.SecondaryControllerList, dataInBytes: 4096 };
+}
+
+/** Migration Send SEL 0 (Suspend) with Suspend Type `stype`; `dudmq` also deletes the target's UDMQs. */
+export function migrationSendSuspendSqe(cntlid: number, stype: number, dudmq: boolean): AdminCommand {
+  return {
+    opc: AdminOpcode.MigrationSend,
+    ...encodeMigrationSend({ sel: MigrationSendSel.Suspend, cntlid, stype, dudmq, uidx: 0 }),
+  };
+}
+
+/** Migration Send SEL 1 (Resume). */
+export function migrationSendResumeSqe(cntlid: number): AdminCommand {
+  return {
+    opc: AdminOpcode.MigrationSend,
+    ...encodeMigrationSend({ sel: MigrationSendSel.Resume, cntlid, uidx: 0 }),
+  };
+}
+
+/** Migration Receive SEL 0 (Get Controller State): `bytes` (a multiple of 4) from byte `offset`. */
+export function getControllerStateSqe(
+  cntlid: number,
+  sel: StateIndexes,
+  offset: number,
+  bytes: number,
+): AdminCommand {
+  return {
+    opc: AdminOpcode.MigrationReceive,
+    ...encodeMigrationReceive({
+      sel: MigrationReceiveSel.GetControllerState,
+      csvi: sel.csvi,
+      cntlid,
+      csuuidi: sel.csuuidi,
+      csuidxp: 0,
+      offset,
+      uidx: 0,
+      numd: migrationReceiveNumd(bytes),
+    }),
+    dataInBytes: bytes,
+  };
+}
+
+/** Migration Send SEL 2 (Set Controller State): one chunk `part` at byte `offset`, SEQIND `seqind`. */
+export function setControllerStateSqe(
+  cntlid: number,
+  sel: StateIndexes,
+  seqind: number,
+  offset: number,
+  part: Uint8Array,
+): AdminCommand {
+  return {
+    opc: AdminOpcode.MigrationSend,
+    ...encodeMigrationSend({
+      sel: MigrationSendSel.SetControllerState,
+      seqind,
+      cntlid,
+      csvi: sel.csvi,
+      csuuidi: sel.csuuidi,
+      offset,
+      uidx: 0,
+      numd: migrationSendNumd(part.byteLength),
+    }),
+    ...(part.byteLength > 0 ? { dataOut: part } : {}),
+  };
+}
+
+/**
+ * A whole controller state through offset-windowed Get Controller State reads (`receive(offset, bytes)`,
+ * one command each): a first window of 16 KiB (the header and, usually, everything), then windows of
+ * `STATE_CHUNK_BYTES` up to the size the header gives.
+ */
+export async function receiveWholeControllerState(
+  receive: (offset: number, bytes: number) => Promise<Uint8Array>,
+): Promise<CodecResult<Uint8Array, "too-large">> {
+  const first = await receive(0, FIRST_READ_BYTES);
+  const size = controllerStateBytes(decodeControllerStateHeader(first));
+  if (!size.ok) return size;
+  const total = size.value;
+  if (total <= first.byteLength) return { ok: true, value: first.slice(0, total) };
+  const out = new Uint8Array(total);
+  out.set(first);
+  for (let at = first.byteLength; at < total; at += STATE_CHUNK_BYTES) {
+    const n = Math.min(STATE_CHUNK_BYTES, total - at);
+    const part = await receive(at, Math.ceil(n / 4) * 4);
+    out.set(part.subarray(0, n), at);
+  }
+  return { ok: true, value: out };
+}
+
+/**
+ * A whole controller state through Set Controller State chunks of `STATE_CHUNK_BYTES` (`send(seqind,
+ * offset, part)`, one command each, in order); the controller applies it after the last one validated.
+ */
+export async function sendWholeControllerState(
+  state: Uint8Array,
+  send: (seqind: number, offset: number, part: Uint8Array) => Promise<void>,
+): Promise<void> {
+  const chunks = Math.max(1, Math.ceil(state.byteLength / STATE_CHUNK_BYTES));
+  for (let i = 0; i < chunks; i++) {
+    const at = i * STATE_CHUNK_BYTES;
+    await send(
+      sequenceIndicatorFor(i, chunks),
+      at,
+      state.subarray(at, Math.min(state.byteLength, at + STATE_CHUNK_BYTES)),
+    );
+  }
+}
+
+// ---- the variant driver's operations, per profile --------------------------------------------------
 
 export class ControllerOpError extends Error {
   constructor(
@@ -55,11 +194,7 @@ export class ControllerOps {
    * finds the CNTLID of VF `vfn` in the Secondary Controller List (CNS 15h) — never the PF's own CNTLID.
    */
   static async open(channel: AdminChannel, vfn: number, profile: MigrationProfile): Promise<ControllerOps> {
-    const id = await channel.submit({
-      opc: AdminOpcode.Identify,
-      cdw10: Cns.IdentifyController,
-      dataInBytes: 4096,
-    });
+    const id = await channel.submit(identifyControllerSqe());
     if (id.status !== 0 || id.data === undefined)
       throw new ControllerOpError(`Identify Controller: ${statusName(id.status)}`, id.status);
     const ctrl = decodeIdentifyController(id.data);
@@ -70,11 +205,7 @@ export class ControllerOps {
         "controlling function lacks the Intel live-migration profile (Identify byte 3072)",
         0,
       );
-    const list = await channel.submit({
-      opc: AdminOpcode.Identify,
-      cdw10: Cns.SecondaryControllerList,
-      dataInBytes: 4096,
-    });
+    const list = await channel.submit(secondaryControllerListSqe());
     if (list.status !== 0 || list.data === undefined)
       throw new ControllerOpError(`Secondary Controller List: ${statusName(list.status)}`, list.status);
     const entry = decodeSecondaryControllerList(list.data).find((e) => e.vfn === vfn);
@@ -99,10 +230,7 @@ export class ControllerOps {
       });
       return;
     }
-    await this.ok("Migration Send Suspend", {
-      opc: AdminOpcode.MigrationSend,
-      ...encodeMigrationSend({ sel: 0, cntlid: this.cntlid, stype: 1, dudmq: false, uidx: 0 }),
-    });
+    await this.ok("Migration Send Suspend", migrationSendSuspendSqe(this.cntlid, SuspendType.Suspend, false));
   }
 
   /** Resumes; `ifSuspended` tolerates a controller that is already running. */
@@ -110,10 +238,7 @@ export class ControllerOps {
     const cmd: AdminCommand =
       this.profile === "intel"
         ? { opc: AdminOpcode.IntelResume, ...encodeIntelMigration({ vfIndex: this.vfn }) }
-        : {
-            opc: AdminOpcode.MigrationSend,
-            ...encodeMigrationSend({ sel: 1, cntlid: this.cntlid, uidx: 0 }),
-          };
+        : migrationSendResumeSqe(this.cntlid);
     const r = await this.channel.submit(cmd);
     if (r.status === 0) return;
     if (ifSuspended && (r.status & 0x7ff) === (Status.ControllerNotSuspended & 0x7ff)) return;
@@ -137,35 +262,16 @@ export class ControllerOps {
       });
       return r.data!;
     }
-    const first = await this.receive(0, FIRST_READ_BYTES);
-    const h = decodeControllerStateHeader(first);
-    const total = 48 + 4 * Number(h.nvmecss + h.vss);
-    if (total <= first.byteLength) return first.slice(0, total);
-    const out = new Uint8Array(total);
-    out.set(first);
-    for (let at = first.byteLength; at < total; at += STATE_CHUNK_BYTES) {
-      const n = Math.min(STATE_CHUNK_BYTES, total - at);
-      const part = await this.receive(at, Math.ceil(n / 4) * 4);
-      out.set(part.subarray(0, n), at);
-    }
-    return out;
+    const whole = await receiveWholeControllerState((offset, bytes) => this.receive(offset, bytes));
+    if (!whole.ok) throw new ControllerOpError(`controller state of ${whole.detail}`, 0);
+    return whole.value;
   }
 
   private async receive(offset: number, bytes: number): Promise<Uint8Array> {
-    const r = await this.ok("Migration Receive Get Controller State", {
-      opc: AdminOpcode.MigrationReceive,
-      ...encodeMigrationReceive({
-        sel: 0,
-        csvi: 1,
-        cntlid: this.cntlid,
-        csuuidi: 1,
-        csuidxp: 0,
-        offset,
-        uidx: 0,
-        numd: migrationReceiveNumd(bytes),
-      }),
-      dataInBytes: bytes,
-    });
+    const r = await this.ok(
+      "Migration Receive Get Controller State",
+      getControllerStateSqe(this.cntlid, VARIANT_STATE_INDEXES, offset, bytes),
+    );
     return r.data!;
   }
 
@@ -179,26 +285,12 @@ export class ControllerOps {
       });
       return;
     }
-    const chunks = Math.max(1, Math.ceil(blob.byteLength / STATE_CHUNK_BYTES));
-    for (let i = 0; i < chunks; i++) {
-      const at = i * STATE_CHUNK_BYTES;
-      const part = blob.subarray(at, Math.min(blob.byteLength, at + STATE_CHUNK_BYTES));
-      const seqind = sequenceIndicatorFor(i, chunks);
-      await this.ok("Migration Send Set Controller State", {
-        opc: AdminOpcode.MigrationSend,
-        ...encodeMigrationSend({
-          sel: 2,
-          seqind,
-          cntlid: this.cntlid,
-          csvi: 1,
-          csuuidi: 1,
-          offset: at,
-          uidx: 0,
-          numd: migrationSendNumd(part.byteLength),
-        }),
-        dataOut: part,
-      });
-    }
+    await sendWholeControllerState(blob, async (seqind, offset, part) => {
+      await this.ok(
+        "Migration Send Set Controller State",
+        setControllerStateSqe(this.cntlid, VARIANT_STATE_INDEXES, seqind, offset, part),
+      );
+    });
   }
 
   /** True when `e` is the controller's "Controller Suspended" answer. */

@@ -32,6 +32,13 @@ interface FreeRun {
   pageCount: number;
 }
 
+/** `GuestMemory.saveAllocator()`: free runs [firstPage, pageCount] and allocations [gpa, pages]. */
+export interface GuestMemoryAllocatorState {
+  freeRuns: [number, number][];
+  allocations: [number, number][];
+  allocatedPageCount: number;
+}
+
 export class GuestMemory {
   /** Size of guest RAM in bytes (a multiple of 4096). */
   readonly sizeBytes: number;
@@ -90,6 +97,42 @@ export class GuestMemory {
     }
     this.bytes = bytes;
     this.dataView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  // ------------------------------------------------------------------ saved state
+
+  /** The allocator's state, for the guest-state section of a migration (`guest-state.ts`). */
+  saveAllocator(): GuestMemoryAllocatorState {
+    return {
+      freeRuns: this.freeRuns.map((r) => [r.firstPage, r.pageCount] as [number, number]),
+      allocations: Array.from(this.allocations.entries()),
+      allocatedPageCount: this.allocatedPageCount,
+    };
+  }
+
+  /**
+   * Takes over a saved allocator state (a migrated guest continuing here); the dirty log is left off.
+   * @throws GuestMemoryError `invalid-argument` when a run or allocation lies outside this RAM.
+   */
+  loadAllocator(s: GuestMemoryAllocatorState): void {
+    const inRam = (first: number, count: number) =>
+      Number.isInteger(first) &&
+      Number.isInteger(count) &&
+      first >= 0 &&
+      count >= 1 &&
+      first + count <= this.pageCount;
+    for (const [first, count] of s.freeRuns) {
+      if (!inRam(first, count))
+        throw new GuestMemoryError("invalid-argument", `saved free run [${first}, +${count}) outside RAM`);
+    }
+    for (const [gpa, pages] of s.allocations) {
+      if (gpa % GUEST_PAGE_BYTES !== 0 || !inRam(gpa / GUEST_PAGE_BYTES, pages))
+        throw new GuestMemoryError("invalid-argument", `saved allocation 0x${gpa.toString(16)} outside RAM`);
+    }
+    this.freeRuns = s.freeRuns.map(([firstPage, pageCount]) => ({ firstPage, pageCount }));
+    this.allocations.clear();
+    for (const [gpa, pages] of s.allocations) this.allocations.set(gpa, pages);
+    this.allocatedPageCount = s.allocatedPageCount;
   }
 
   // ------------------------------------------------------------------ allocator

@@ -3,6 +3,7 @@
  * [2^i, 2^(i+1)) µs (bucket 0 also takes everything below 1 µs; the last bucket everything above).
  * Recording allocates nothing.
  */
+import { assignTyped, base64ToTyped, typedToBase64 } from "./state-codec.ts";
 export const LATENCY_BUCKETS = 32;
 
 export interface LatencySummary {
@@ -18,6 +19,13 @@ export interface LatencySummary {
   buckets: number[];
 }
 
+export interface LatencyHistogramState {
+  counts: string;
+  count: number;
+  sumUs: number;
+  maxUs: number;
+}
+
 export class LatencyHistogram {
   private readonly counts = new Float64Array(LATENCY_BUCKETS);
   private count = 0;
@@ -31,6 +39,22 @@ export class LatencyHistogram {
     this.count++;
     this.sumUs += us;
     if (us > this.maxUs) this.maxUs = us;
+  }
+
+  /** Saved form (a migrated guest keeps its latency record). */
+  saveState(): LatencyHistogramState {
+    return { counts: typedToBase64(this.counts), count: this.count, sumUs: this.sumUs, maxUs: this.maxUs };
+  }
+
+  loadState(s: LatencyHistogramState): void {
+    assignTyped(
+      this.counts,
+      base64ToTyped(Float64Array, s.counts, LATENCY_BUCKETS, "latency counts"),
+      "latency counts",
+    );
+    this.count = s.count;
+    this.sumUs = s.sumUs;
+    this.maxUs = s.maxUs;
   }
 
   private percentile(p: number): number {

@@ -19,6 +19,7 @@
  * Not API beyond `VfioUserPort`.
  */
 import { close, eventfd, eventfdRead, unwatch, type WatchHandle, watch } from "../native/addon.ts";
+import { assignTyped, base64ToTyped, typedToBase64 } from "./state-codec.ts";
 
 /** MSI-X capability registers (PCI Local Bus 3.0 §6.8.2). */
 export const MSIX_CAP_MESSAGE_CONTROL = 2;
@@ -74,6 +75,14 @@ export interface MsixEmulationHooks {
   deliver(vector: number): void;
   /** Vectors the device supports (IRQ info count); caps the table. */
   deviceVectors: number;
+}
+
+/** `MsixEmulation.saveState()`: the table (u32 words) and PBA (one byte per vector) as base64. */
+export interface MsixEmulationState {
+  tableSize: number;
+  table: string;
+  pending: string;
+  control: number;
 }
 
 export class MsixEmulation {
@@ -285,6 +294,39 @@ export class MsixEmulation {
         }
       }
     });
+  }
+
+  // ---------------------------------------------------------------- migration
+
+  /** The guest-visible MSI-X state (table, PBA, Message Control) for the destination VMM. */
+  saveState(): MsixEmulationState {
+    const pending = new Uint8Array(this.pending);
+    for (const v of this.heldVectors) pending[v] = 1;
+    return {
+      tableSize: this.layout.tableSize,
+      table: typedToBase64(this.table),
+      pending: typedToBase64(pending),
+      control: this.control,
+    };
+  }
+
+  /**
+   * Takes over a saved state (same table size) and registers, with the device, an eventfd for each
+   * vector the guest left enabled and unmasked. Pending vectors are delivered once the guest runs.
+   * @throws RangeError for a state of another table size.
+   */
+  loadState(s: MsixEmulationState): void {
+    if (s.tableSize !== this.layout.tableSize)
+      throw new RangeError(`MSI-X table size ${s.tableSize}, this function has ${this.layout.tableSize}`);
+    const n = this.layout.tableSize;
+    assignTyped(this.table, base64ToTyped(Uint32Array, s.table, n * 4, "MSI-X table"), "MSI-X table");
+    assignTyped(this.pending, base64ToTyped(Uint8Array, s.pending, n, "MSI-X PBA"), "MSI-X PBA");
+    const writable = MSIX_CONTROL_ENABLE | MSIX_CONTROL_FUNCTION_MASK;
+    this.control = (this.control & ~writable) | (s.control & writable);
+    if (this.enabled) {
+      this.registerUnmasked();
+      if (!this.functionMasked) this.schedulePendingDelivery();
+    }
   }
 
   // ---------------------------------------------------------------- pause

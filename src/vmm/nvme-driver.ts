@@ -75,7 +75,12 @@ import { GUEST_PAGE_BYTES, type GuestMemory } from "./guest-memory.ts";
 import { NvmeDriverError } from "./nvme-driver-error.ts";
 import { disableMsix, enableMsix, enablePciFunction, type MsixInfo, readMsix } from "./pci-msix.ts";
 import { buildPrps, type PrpPair, prpListPagesForMaxTransfer } from "./prp-builder.ts";
-import { type CompletionCallback, type DoorbellBuffers, QueuePair } from "./queue-pair.ts";
+import {
+  type CompletionCallback,
+  type DoorbellBuffers,
+  QueuePair,
+  type QueuePairState,
+} from "./queue-pair.ts";
 
 export type { CompletionCallback } from "./queue-pair.ts";
 
@@ -183,6 +188,40 @@ function delay(ms: number): Promise<void> {
   });
 }
 
+/** `GuestNvmeDriver.saveState()`: JSON-able with `stringifyState` (identify data holds bytes). */
+export interface GuestNvmeDriverState {
+  options: Required<
+    Pick<
+      GuestNvmeDriverOptions,
+      | "ioQueues"
+      | "ioQueueEntries"
+      | "adminQueueEntries"
+      | "completionMode"
+      | "shadowDoorbells"
+      | "ioTimeoutMs"
+      | "adminTimeoutMs"
+      | "asyncEventRequests"
+      | "maxTransferBytes"
+      | "shutdownTimeoutMs"
+    >
+  >;
+  cap: Capabilities;
+  readyTimeoutMs: number;
+  msix: MsixInfo | null;
+  identify: IdentifyController | null;
+  namespaces: NamespaceInfo[];
+  maxTransferBytes: number;
+  shadowDoorbellsActive: boolean;
+  dbbufGpa: DoorbellBuffers | null;
+  scratchGpa: number;
+  counters: DriverStats;
+  asyncEvents: AsyncEvent[];
+  aerOutstanding: number;
+  abortsOutstanding: number;
+  adminQueue: QueuePairState;
+  ioQueues: QueuePairState[];
+}
+
 export class GuestNvmeDriver {
   private readonly ioQueuesWanted: number;
   private readonly ioEntriesWanted: number;
@@ -236,6 +275,10 @@ export class GuestNvmeDriver {
   private readonly prpOut: PrpPair = { prp1: 0, prp2: 0 };
   private readonly adminBacklog: Array<() => void> = [];
   private abortsOutstanding = 0;
+  /** What each admin slot's outstanding command is, for saved state: "aer", "abort", "log-page:<gpa>", "admin". */
+  private readonly adminTokens: string[] = [];
+  /** vCPUs stopped for a migration: nothing is submitted, reaped or timed out (see `freeze`). */
+  private frozen = false;
   private aerOutstanding = 0;
   /** Admin commands outstanding other than AERs (they drive admin polling without MSI-X). */
   private adminWaiting = 0;
@@ -613,7 +656,7 @@ export class GuestNvmeDriver {
    * status is a value, not a rejection. Rejects with `admin-timeout` after `timeoutMs` (default the
    * driver's `adminTimeoutMs`), or `not-ready` when the controller is not running.
    */
-  adminCommand(fields: AdminSqe, options: { timeoutMs?: number } = {}): Promise<AdminResult> {
+  adminCommand(fields: AdminSqe, options: { timeoutMs?: number; token?: string } = {}): Promise<AdminResult> {
     return new Promise<AdminResult>((resolve, reject) => {
       if (this.state === "new" || this.state === "shut-down" || this.state === "failed") {
         reject(new NvmeDriverError("not-ready", `admin command in state ${this.state}`));
@@ -641,12 +684,12 @@ export class GuestNvmeDriver {
           ),
         );
       }, timeoutMs);
-      this.submitAdmin(fields, done, false);
+      this.submitAdmin(fields, done, false, options.token ?? "admin");
     });
   }
 
   /** Submits now, or when an admin slot frees up. */
-  private submitAdmin(fields: AdminSqe, cb: CompletionCallback, noTimeout: boolean): void {
+  private submitAdmin(fields: AdminSqe, cb: CompletionCallback, noTimeout: boolean, token: string): void {
     const aq = this.adminQueue;
     if (aq === undefined) {
       cb(HOST_ABORTED_STATUS, 0, 0);
@@ -654,9 +697,10 @@ export class GuestNvmeDriver {
     }
     const slot = aq.allocSlot();
     if (slot < 0) {
-      this.adminBacklog.push(() => this.submitAdmin(fields, cb, noTimeout));
+      this.adminBacklog.push(() => this.submitAdmin(fields, cb, noTimeout, token));
       return;
     }
+    this.adminTokens[slot] = token;
     encodeSqe({ ...fields, cid: aq.cids[slot]! }, this.mem.dataView, aq.tailEntryGpa);
     aq.commit(slot, this.adminDone(cb), performance.now());
     if (noTimeout) aq.noTimeout[slot] = 1;
@@ -698,7 +742,7 @@ export class GuestNvmeDriver {
 
   private submitAer(): void {
     this.aerOutstanding++;
-    this.submitAdmin(asyncEventRequestCommand(), this.aerCompleted, true);
+    this.submitAdmin(asyncEventRequestCommand(), this.aerCompleted, true, "aer");
   }
 
   private readonly aerCompleted: CompletionCallback = (status, dw0) => {
@@ -719,13 +763,18 @@ export class GuestNvmeDriver {
     const logGpa = this.mem.allocPages(1);
     this.submitAdmin(
       getLogPageCommand(event.logPageId, GUEST_PAGE_BYTES, logGpa),
-      () => {
-        this.mem.free(logGpa);
-        if (this.state === "ready") this.submitAer();
-      },
+      this.logPageDone(logGpa),
       false,
+      `log-page:${logGpa}`,
     );
   };
+
+  private logPageDone(logGpa: number): CompletionCallback {
+    return () => {
+      this.mem.free(logGpa);
+      if (this.state === "ready") this.submitAer();
+    };
+  }
 
   // =================================================================== I/O submission
 
@@ -742,7 +791,7 @@ export class GuestNvmeDriver {
    */
   submitIo(qid: number, fill: (sqe: DataView, at: number) => void, onComplete: CompletionCallback): number {
     const q = this.ioQueue(qid);
-    if (this.state !== "ready") return -1;
+    if (this.state !== "ready" || this.frozen) return -1;
     const slot = q.allocSlot();
     if (slot < 0) return -1;
     const at = q.tailEntryGpa;
@@ -804,7 +853,7 @@ export class GuestNvmeDriver {
     onComplete: CompletionCallback,
   ): number {
     const q = this.ioQueue(qid);
-    if (this.state !== "ready") return -1;
+    if (this.state !== "ready" || this.frozen) return -1;
     const ns = this.namespaces.get(nsid);
     if (ns === undefined) throw new NvmeDriverError("invalid-argument", `no namespace ${nsid}`);
     const lengthBytes = nlb * ns.lbaBytes;
@@ -918,6 +967,7 @@ export class GuestNvmeDriver {
 
   private readonly onVector = (vector: number): void => {
     this.counters.interrupts++;
+    if (this.frozen) return; // reaped on thaw / resumeAfterMigration
     const qs = this.vectorQueues[vector];
     if (qs === undefined) return;
     this.enterBatch();
@@ -936,6 +986,7 @@ export class GuestNvmeDriver {
 
   /** Reaps every queue (admin included); returns the CQ entries consumed. */
   poll(): number {
+    if (this.frozen) return 0;
     let n = 0;
     this.enterBatch();
     try {
@@ -968,7 +1019,7 @@ export class GuestNvmeDriver {
 
   private readonly pollTick = (): void => {
     this.pollScheduled = false;
-    if (this.state === "shut-down" || this.state === "new") return;
+    if (this.state === "shut-down" || this.state === "new" || this.frozen) return; // thaw re-kicks
     this.poll();
     const adminPolled = this.msix === undefined && this.adminWaiting > 0;
     if (this.completionMode === "polling" || this.msix === undefined) {
@@ -991,7 +1042,7 @@ export class GuestNvmeDriver {
   }
 
   private readonly sweep = (): void => {
-    if (this.state !== "ready") return;
+    if (this.state !== "ready" || this.frozen) return;
     const now = performance.now();
     const limit = this.ioTimeoutMs;
     for (let qid = 1; qid < this.ioQueues.length; qid++) {
@@ -1034,7 +1085,7 @@ export class GuestNvmeDriver {
   private sendAbort(sqid: number, cid: number): void {
     this.abortsOutstanding++;
     this.counters.abortsSent++;
-    this.adminCommand(abortCommand(sqid, cid)).then(
+    this.adminCommand(abortCommand(sqid, cid), { token: "abort" }).then(
       (res) => {
         this.abortsOutstanding--;
         if (res.status === 0 && (res.dw0 & 1) === 1) this.counters.abortsNotAborted++;
@@ -1043,6 +1094,157 @@ export class GuestNvmeDriver {
         this.abortsOutstanding--;
       },
     );
+  }
+
+  // =================================================================== migration (vCPU state)
+
+  /**
+   * Stops the guest's CPU work for a migration: from now on nothing is submitted (submissions return
+   * -1, as for a full queue), reaped, or timed out, so guest RAM and this object stay as they are until
+   * `thaw()` (rollback) or `saveState()` (switchover).
+   */
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  /** Undoes `freeze()` (the migration rolled back): reaps whatever completed meanwhile. */
+  thaw(): void {
+    if (!this.frozen) return;
+    this.frozen = false;
+    this.poll();
+    this.kickPoller();
+  }
+
+  /** The guest continues in another VMM: stop the timeout sweep for good (this copy stays frozen). */
+  endMigratedAway(): void {
+    this.frozen = true;
+    this.stopSweep();
+    this.port.onInterrupt(noop);
+  }
+
+  get isFrozen(): boolean {
+    return this.frozen;
+  }
+
+  /**
+   * The driver's state for the destination VMM (`guest-state.ts`), taken while frozen. `ioTokenOf`
+   * names the owner of each outstanding I/O callback (the workload's command contexts); a callback it
+   * does not know is saved as "dropped" (its completion is then ignored on the destination).
+   * @throws NvmeDriverError `not-ready` unless the driver is ready and frozen.
+   */
+  saveState(ioTokenOf: (cb: CompletionCallback) => string | undefined): GuestNvmeDriverState {
+    if (this.state !== "ready" || !this.frozen || this.adminQueue === undefined || this.cap === undefined) {
+      throw new NvmeDriverError(
+        "not-ready",
+        `saveState() in state ${this.state}${this.frozen ? "" : " (not frozen)"}`,
+      );
+    }
+    const now = performance.now();
+    return {
+      options: {
+        ioQueues: this.ioQueuesWanted,
+        ioQueueEntries: this.ioEntriesWanted,
+        adminQueueEntries: this.adminEntriesWanted,
+        completionMode: this.completionMode,
+        shadowDoorbells: this.shadowWanted,
+        ioTimeoutMs: this.ioTimeoutMs,
+        adminTimeoutMs: this.adminTimeoutMs,
+        asyncEventRequests: this.aerWanted,
+        maxTransferBytes: this.maxTransferWanted,
+        shutdownTimeoutMs: this.shutdownTimeoutMs,
+      },
+      cap: this.cap,
+      readyTimeoutMs: this.readyTimeoutMs,
+      msix: this.msix ?? null,
+      identify: this.identify ?? null,
+      namespaces: Array.from(this.namespaces.values()),
+      maxTransferBytes: this.maxTransferBytes,
+      shadowDoorbellsActive: this.shadowDoorbellsActive,
+      dbbufGpa: this.dbbufGpa ?? null,
+      scratchGpa: this.scratchGpa,
+      counters: { ...this.counters },
+      asyncEvents: this.asyncEvents.slice(),
+      aerOutstanding: this.aerOutstanding,
+      abortsOutstanding: this.abortsOutstanding,
+      adminQueue: this.adminQueue.saveState(now, (slot) => this.adminTokens[slot] ?? "admin"),
+      ioQueues: this.ioQueues
+        .slice(1)
+        .map((q) => q.saveState(now, (_slot, cb) => ioTokenOf(cb) ?? "dropped")),
+    };
+  }
+
+  /**
+   * A driver continuing a migrated guest on `port` (attached to the destination function, which runs
+   * the migrated controller) and `mem` (the migrated RAM). It starts frozen; `resumeAfterMigration()`
+   * lets it run. `ioCallbackFor` turns saved I/O tokens back into callbacks; `hooks` are the
+   * non-serialisable options (event callbacks).
+   * @throws NvmeDriverError `invalid-argument` / RangeError for a state that does not fit.
+   */
+  static restore(
+    port: FunctionPort,
+    mem: GuestMemory,
+    saved: GuestNvmeDriverState,
+    ioCallbackFor: (token: string) => CompletionCallback,
+    hooks: Pick<GuestNvmeDriverOptions, "onAsyncEvent" | "onIoTimeout" | "onDuplicateCompletion"> = {},
+  ): GuestNvmeDriver {
+    const d = new GuestNvmeDriver(port, mem, { ...saved.options, ...hooks });
+    const cap = saved.cap;
+    d.cap = cap;
+    d.readyTimeoutMs = saved.readyTimeoutMs;
+    d.msix = saved.msix ?? undefined;
+    d.identify = saved.identify ?? undefined;
+    for (const ns of saved.namespaces) d.namespaces.set(ns.nsid, ns);
+    d.maxTransferBytes = saved.maxTransferBytes;
+    d.shadowDoorbellsActive = saved.shadowDoorbellsActive;
+    d.dbbufGpa = saved.dbbufGpa ?? undefined;
+    d.scratchGpa = saved.scratchGpa;
+    Object.assign(d.counters, saved.counters);
+    d.asyncEvents.push(...saved.asyncEvents);
+    d.aerOutstanding = saved.aerOutstanding;
+    d.abortsOutstanding = saved.abortsOutstanding;
+    const now = performance.now();
+    const aq = new QueuePair(port, mem, { ...saved.adminQueue.config, dstrd: cap.dstrd }, d.duplicateSeen);
+    aq.loadState(saved.adminQueue, now, (token, slot) => {
+      d.adminTokens[slot] = token;
+      return d.adminDone(d.adminCallbackFor(token));
+    });
+    d.adminQueue = aq;
+    d.ioQueues = [aq];
+    d.vectorQueues = [];
+    d.addVectorQueue(0, aq);
+    for (const qs of saved.ioQueues) {
+      const q = new QueuePair(port, mem, { ...qs.config, dstrd: cap.dstrd }, d.duplicateSeen);
+      q.loadState(qs, now, (token) => (token === "dropped" ? noop : ioCallbackFor(token)));
+      if (q.qid !== d.ioQueues.length)
+        throw new NvmeDriverError("invalid-argument", `saved queue ${q.qid} out of order`);
+      d.ioQueues.push(q);
+      if (q.vector >= 0) d.addVectorQueue(q.vector, q);
+    }
+    d.state = "ready";
+    d.frozen = true;
+    port.onInterrupt(d.onVector);
+    d.startSweep();
+    return d;
+  }
+
+  private adminCallbackFor(token: string): CompletionCallback {
+    if (token === "aer") return this.aerCompleted;
+    if (token === "abort") return () => void this.abortsOutstanding--;
+    if (token.startsWith("log-page:")) return this.logPageDone(Number(token.slice("log-page:".length)));
+    return noop; // an admin command whose waiter stayed on the source
+  }
+
+  /**
+   * Lets a restored driver run: rings every doorbell with its current value (writes the source held
+   * while its vCPUs were stopped never reached a device) and reaps every queue (interrupts raised
+   * before this VMM listened are gone, their completions are in the CQs).
+   */
+  resumeAfterMigration(): void {
+    if (!this.frozen) return;
+    this.frozen = false;
+    for (const q of this.allQueues()) q.ringBoth();
+    this.poll();
+    this.kickPoller();
   }
 
   // =================================================================== shutdown / reset

@@ -23,6 +23,18 @@ export class Xorshift32 {
     this.state = s === 0 ? 0x6d2b79f5 : s;
   }
 
+  /** The generator's state (to save with a migrated guest). */
+  saveState(): number {
+    return this.state;
+  }
+
+  /** Continues from a saved state. @throws RangeError for a value that is not a non-zero u32. */
+  loadState(state: number): void {
+    if (!Number.isInteger(state) || state <= 0 || state > 0xffffffff)
+      throw new RangeError(`PRNG state ${state}`);
+    this.state = state;
+  }
+
   /** Next value, uniform in 0..2^32-1. */
   next(): number {
     let s = this.state;

@@ -20,6 +20,7 @@ import { cqHeadDoorbell, DOORBELL_BASE, sqTailDoorbell } from "../nvme/registers
 import { CQE_BYTES, SQE_BYTES } from "../nvme/sqe.ts";
 import type { FunctionPort } from "./function-port.ts";
 import { GUEST_PAGE_BYTES, type GuestMemory } from "./guest-memory.ts";
+import { assignTyped, base64ToTyped, typedToBase64 } from "./state-codec.ts";
 
 /** Completion callback of one command: status is the 15-bit Status Field (0 = success). */
 export type CompletionCallback = (status: number, dw0: number, cid: number) => void;
@@ -51,6 +52,31 @@ export interface QueuePairConfig {
   prpListPagesPerSlot: number;
   /** GPA of `slots × prpListPagesPerSlot` contiguous pages (ignored when that is 0). */
   prpListGpa: number;
+}
+
+/** `QueuePair.saveState()`. Typed arrays as base64; `tokens[slot]` null for a free slot. */
+export interface QueuePairState {
+  config: Omit<QueuePairConfig, "dstrd">;
+  sqTail: number;
+  sqHead: number;
+  cqHead: number;
+  cqPhase: number;
+  cids: string;
+  generations: string;
+  freeSlots: string;
+  freeHead: number;
+  freeCount: number;
+  abortSent: string;
+  noTimeout: string;
+  tokens: (string | null)[];
+  agesMs: number[];
+  shadow: { shadowGpa: number; eventIdxGpa: number; lastSq: number; lastCq: number } | null;
+  counters: {
+    completions: number;
+    duplicateCompletions: number;
+    mmioDoorbells: number;
+    skippedDoorbells: number;
+  };
 }
 
 export class QueuePair {
@@ -346,6 +372,132 @@ export class QueuePair {
       cb(status, 0, cid);
     }
     return n;
+  }
+
+  /**
+   * The queue's driver-side state for a migrated guest (`guest-state.ts`): rings, slots and their
+   * CIDs, and per outstanding slot the callback's token (from `tokenOf`) and its age in ms.
+   */
+  saveState(nowMs: number, tokenOf: (slot: number, cb: CompletionCallback) => string): QueuePairState {
+    const tokens: (string | null)[] = [];
+    const agesMs: number[] = [];
+    for (let slot = 0; slot < this.slots; slot++) {
+      const cb = this.callbacks[slot];
+      const out = this.outstanding[slot] === 1 && cb !== undefined;
+      tokens.push(out ? tokenOf(slot, cb) : null);
+      agesMs.push(out ? nowMs - this.submittedAtMs[slot]! : 0);
+    }
+    return {
+      config: {
+        qid: this.qid,
+        entries: this.entries,
+        slots: this.slots,
+        sqGpa: this.sqGpa,
+        cqGpa: this.cqGpa,
+        vector: this.vector,
+        prpListPagesPerSlot: this.prpListPagesPerSlot,
+        prpListGpa: this.prpListGpa,
+      },
+      sqTail: this.sqTail,
+      sqHead: this.sqHead,
+      cqHead: this.cqHead,
+      cqPhase: this.cqPhase,
+      cids: typedToBase64(this.cids),
+      generations: typedToBase64(this.generations),
+      freeSlots: typedToBase64(this.freeSlots),
+      freeHead: this.freeHead,
+      freeCount: this.freeCount,
+      abortSent: typedToBase64(this.abortSent),
+      noTimeout: typedToBase64(this.noTimeout),
+      tokens,
+      agesMs,
+      shadow: this.dbbuf
+        ? {
+            shadowGpa: this.shadowBase,
+            eventIdxGpa: this.eventIdxBase,
+            lastSq: this.lastSqDoorbell,
+            lastCq: this.lastCqDoorbell,
+          }
+        : null,
+      counters: {
+        completions: this.completions,
+        duplicateCompletions: this.duplicateCompletions,
+        mmioDoorbells: this.mmioDoorbells,
+        skippedDoorbells: this.skippedDoorbells,
+      },
+    };
+  }
+
+  /**
+   * Takes over a saved state (this queue was built from the same `config`); `callbackFor` turns each
+   * outstanding slot's token back into its completion callback.
+   * @throws RangeError when the state does not fit this queue.
+   */
+  loadState(
+    s: QueuePairState,
+    nowMs: number,
+    callbackFor: (token: string, slot: number) => CompletionCallback,
+  ): void {
+    const n = this.slots;
+    const cids = base64ToTyped(Uint16Array, s.cids, n, `queue ${this.qid} cids`);
+    assignTyped(this.cids, cids, "cids");
+    assignTyped(this.generations, base64ToTyped(Uint16Array, s.generations, n, "generations"), "generations");
+    assignTyped(this.freeSlots, base64ToTyped(Uint16Array, s.freeSlots, n, "free slots"), "free slots");
+    assignTyped(this.abortSent, base64ToTyped(Uint8Array, s.abortSent, n, "abortSent"), "abortSent");
+    assignTyped(this.noTimeout, base64ToTyped(Uint8Array, s.noTimeout, n, "noTimeout"), "noTimeout");
+    if (s.tokens.length !== n || s.agesMs.length !== n) throw new RangeError(`queue ${this.qid}: slot count`);
+    const ring = (x: number) => Number.isInteger(x) && x >= 0 && x < this.entries;
+    if (!ring(s.sqTail) || !ring(s.sqHead) || !ring(s.cqHead) || (s.cqPhase !== 0 && s.cqPhase !== 1))
+      throw new RangeError(`queue ${this.qid}: ring indices`);
+    this.sqTail = s.sqTail;
+    this.sqHead = s.sqHead;
+    this.cqHead = s.cqHead;
+    this.cqPhase = s.cqPhase;
+    this.freeHead = s.freeHead;
+    this.freeCount = s.freeCount;
+    this.outstandingCount = 0;
+    for (let slot = 0; slot < n; slot++) {
+      const token = s.tokens[slot];
+      if (token === null || token === undefined) {
+        this.outstanding[slot] = 0;
+        this.callbacks[slot] = undefined;
+        continue;
+      }
+      this.outstanding[slot] = 1;
+      this.callbacks[slot] = callbackFor(token, slot);
+      this.submittedAtMs[slot] = nowMs - (s.agesMs[slot] ?? 0);
+      this.outstandingCount++;
+    }
+    if (s.shadow !== null) {
+      this.dbbuf = true;
+      this.shadowBase = s.shadow.shadowGpa;
+      this.eventIdxBase = s.shadow.eventIdxGpa;
+      this.lastSqDoorbell = s.shadow.lastSq;
+      this.lastCqDoorbell = s.shadow.lastCq;
+    } else this.dbbuf = false;
+    this.completions = s.counters.completions;
+    this.duplicateCompletions = s.counters.duplicateCompletions;
+    this.mmioDoorbells = s.counters.mmioDoorbells;
+    this.skippedDoorbells = s.counters.skippedDoorbells;
+    this.sqDoorbellPending = false;
+  }
+
+  /**
+   * Writes both doorbells by MMIO with the current values (and the shadow copies): after a
+   * migration, doorbell writes the source held while the vCPUs were stopped never reached a device,
+   * and writing the current tail/head again is always valid.
+   */
+  ringBoth(): void {
+    if (this.dbbuf) {
+      this.mem.writeU32(this.shadowBase + this.bufferSqOffset, this.sqTail);
+      this.mem.writeU32(this.shadowBase + this.bufferCqOffset, this.cqHead);
+      this.lastSqDoorbell = this.sqTail;
+      this.lastCqDoorbell = this.cqHead;
+    }
+    this.sqDoorbellPending = false;
+    this.mmioDoorbells += 2;
+    this.port.write32(0, this.sqDoorbellOffset, this.sqTail);
+    this.port.write32(0, this.cqDoorbellOffset, this.cqHead);
   }
 
   /**

@@ -23,6 +23,7 @@
  * a key that is not outstanding is a duplicate; keys still outstanding after the drain are missing.
  */
 import { BLOCK_INVALID, BLOCK_ZERO, checkBlockPattern, writeBlockPattern } from "./block-pattern.ts";
+import { assignTyped, base64ToTyped, typedToBase64 } from "./state-codec.ts";
 
 export interface VerifierOptions {
   nsid: number;
@@ -84,6 +85,34 @@ export class VerifierError extends Error {
   }
 }
 
+/** `Verifier.saveState()`: the per-LBA generations (base64 typed arrays), counters and failures. */
+export interface VerifierState {
+  nsid: number;
+  lbaBytes: number;
+  lbaStart: number;
+  lbaCount: number;
+  allowIoErrors: boolean;
+  maxFailures: number;
+  issued: string;
+  acked: string;
+  writing: string;
+  outstandingKeys: string;
+  outstandingKeyCount: number;
+  outstandingCount: number;
+  counters: {
+    ops: number;
+    reads: number;
+    writes: number;
+    lostWrites: number;
+    badReads: number;
+    duplicateCompletions: number;
+    missingCompletions: number;
+    ioErrors: number;
+    finalBlocksChecked: number;
+  };
+  failures: VerifyFailure[];
+}
+
 export class Verifier {
   readonly nsid: number;
   readonly lbaBytes: number;
@@ -126,6 +155,70 @@ export class Verifier {
     this.issued = new Uint32Array(lbaCount);
     this.acked = new Uint32Array(lbaCount);
     this.writing = new Uint8Array(lbaCount);
+  }
+
+  /** Everything the verifier knows, for a migrated guest (`guest-state.ts`). */
+  saveState(): VerifierState {
+    return {
+      nsid: this.nsid,
+      lbaBytes: this.lbaBytes,
+      lbaStart: this.lbaStart,
+      lbaCount: this.lbaCount,
+      allowIoErrors: this.allowIoErrors,
+      maxFailures: this.maxFailures,
+      issued: typedToBase64(this.issued),
+      acked: typedToBase64(this.acked),
+      writing: typedToBase64(this.writing),
+      outstandingKeys: typedToBase64(this.outstandingKeys),
+      outstandingKeyCount: this.outstandingKeys.length,
+      outstandingCount: this.outstandingCount,
+      counters: {
+        ops: this.ops,
+        reads: this.reads,
+        writes: this.writes,
+        lostWrites: this.lostWrites,
+        badReads: this.badReads,
+        duplicateCompletions: this.duplicateCompletions,
+        missingCompletions: this.missingCompletions,
+        ioErrors: this.ioErrors,
+        finalBlocksChecked: this.finalBlocksChecked,
+      },
+      failures: this.failures.slice(),
+    };
+  }
+
+  /** A verifier continuing from `saveState()` output. @throws RangeError / VerifierError on a bad state. */
+  static fromState(s: VerifierState): Verifier {
+    const v = new Verifier({
+      nsid: s.nsid,
+      lbaBytes: s.lbaBytes,
+      lbaStart: s.lbaStart,
+      lbaCount: s.lbaCount,
+      allowIoErrors: s.allowIoErrors,
+      maxFailureDetails: s.maxFailures,
+    });
+    assignTyped(v.issued, base64ToTyped(Uint32Array, s.issued, s.lbaCount, "verifier issued"), "issued");
+    assignTyped(v.acked, base64ToTyped(Uint32Array, s.acked, s.lbaCount, "verifier acked"), "acked");
+    assignTyped(v.writing, base64ToTyped(Uint8Array, s.writing, s.lbaCount, "verifier writing"), "writing");
+    v.outstandingKeys = base64ToTyped(
+      Uint8Array,
+      s.outstandingKeys,
+      s.outstandingKeyCount,
+      "outstanding keys",
+    );
+    v.outstandingCount = s.outstandingCount;
+    const c = s.counters;
+    v.ops = c.ops;
+    v.reads = c.reads;
+    v.writes = c.writes;
+    v.lostWrites = c.lostWrites;
+    v.badReads = c.badReads;
+    v.duplicateCompletions = c.duplicateCompletions;
+    v.missingCompletions = c.missingCompletions;
+    v.ioErrors = c.ioErrors;
+    v.finalBlocksChecked = c.finalBlocksChecked;
+    v.failures.push(...s.failures);
+    return v;
   }
 
   private index(lba: number, nlb: number): number {

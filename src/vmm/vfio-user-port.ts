@@ -46,6 +46,7 @@ import {
   MSIX_CAP_PBA,
   MSIX_CAP_TABLE,
   MsixEmulation,
+  type MsixEmulationState,
 } from "./msix-emulation.ts";
 
 /** Guest RAM as the port shares it: an fd mapped at IOVA 0 (a `GuestMemoryFd` fits). */
@@ -388,6 +389,38 @@ export class VfioUserPort implements FunctionPort {
   private track(p: Promise<void>): void {
     this.inflight.add(p);
     void p.finally(() => this.inflight.delete(p));
+  }
+
+  // ---------------------------------------------------------------- migration between VMMs
+
+  /** The guest-visible MSI-X state (null without MSI-X), saved with a migrated guest. */
+  saveInterruptState(): MsixEmulationState | null {
+    return this.msix?.saveState() ?? null;
+  }
+
+  /**
+   * Takes over the MSI-X state a source VMM saved and registers the enabled vectors' eventfds with
+   * this port's function (waits for the SET_IRQS replies).
+   * @throws VfioUserPortError `incompatible-device` when the function's MSI-X differs.
+   */
+  async loadInterruptState(s: MsixEmulationState | null): Promise<void> {
+    if (s === null) return;
+    const m = this.msix;
+    if (m === undefined) throw new VfioUserPortError("incompatible-device", "the function has no MSI-X");
+    try {
+      m.loadState(s);
+    } catch (e) {
+      throw new VfioUserPortError("incompatible-device", (e as Error).message, { cause: e });
+    }
+    await Promise.all([...this.inflight]);
+  }
+
+  /**
+   * The guest moved to another VMM: drop the accesses held while paused (the destination re-rings
+   * every doorbell) so that nothing of this guest reaches this port's function again.
+   */
+  dropHeld(): void {
+    this.held = [];
   }
 
   // ---------------------------------------------------------------- pause / retarget / detach

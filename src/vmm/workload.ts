@@ -15,10 +15,10 @@
  * ever written and returns the verifier's report.
  */
 import type { GuestMemory } from "./guest-memory.ts";
-import { LatencyHistogram, type LatencySummary } from "./latency-histogram.ts";
+import { LatencyHistogram, type LatencyHistogramState, type LatencySummary } from "./latency-histogram.ts";
 import type { CompletionCallback, GuestNvmeDriver } from "./nvme-driver.ts";
 import { Xorshift32 } from "./prng.ts";
-import { Verifier, type VerifyReport } from "./verifier.ts";
+import { Verifier, type VerifierState, type VerifyReport } from "./verifier.ts";
 
 export interface WorkloadOptions {
   /** "random": uniformly chosen block-aligned LBAs; "sequential": one cursor, wrapping. */
@@ -107,6 +107,49 @@ interface IoContext {
 
 type Phase = "new" | "running" | "draining" | "stopped" | "verifying" | "verified";
 
+/** `Workload.saveState()`: options, buffer GPAs, per-context commands, counters, the verifier. */
+export interface WorkloadState {
+  options: Omit<WorkloadOptions, "verifier">;
+  buffers: number[];
+  /** PRNG state per queue (index = qid − firstQid). */
+  rngStates: number[];
+  contexts: {
+    lba: number;
+    nlb: number;
+    write: boolean;
+    final: boolean;
+    outstanding: boolean;
+    abandoned: boolean;
+    /** ms since submission (outstanding commands). */
+    ageMs: number;
+    lowBounds: number[];
+  }[];
+  phase: "running" | "draining";
+  issuing: boolean;
+  issued: number;
+  outstanding: number;
+  seqCursor: number;
+  finalCursor: number;
+  parked: number[];
+  histogram: LatencyHistogramState;
+  counters: {
+    ops: number;
+    bytesRead: number;
+    bytesWritten: number;
+    lateCompletions: number;
+    reads: number;
+    writes: number;
+    errors: number;
+    missing: number;
+    duplicates: number;
+  };
+  elapsedMs: number;
+  sinceLastCompletionMs: number;
+  duplicatesAtStart: number;
+  durationLeftMs: number | null;
+  verifier: VerifierState | null;
+}
+
 const DEFAULT_DRAIN_TIMEOUT_MS = 10000;
 
 export class Workload {
@@ -138,6 +181,11 @@ export class Workload {
   private drainWaiters: Array<() => void> = [];
   private resolveFinished!: (s: WorkloadStats) => void;
   private duplicatesAtStart = 0;
+  private restoredDurationLeftMs: number | null = null;
+  private migratedAway = false;
+  private get firstQid(): number {
+    return this.options.firstQid ?? 1;
+  }
 
   private readonly histogram = new LatencyHistogram();
   private ops = 0;
@@ -157,6 +205,7 @@ export class Workload {
     private readonly driver: GuestNvmeDriver,
     private readonly mem: GuestMemory,
     options: WorkloadOptions,
+    restored?: WorkloadState,
   ) {
     this.options = options;
     this.finished = new Promise((resolve) => {
@@ -230,7 +279,8 @@ export class Workload {
     ) {
       bad("the given verifier covers another namespace or LBA range");
     }
-    if (given !== undefined && given.outstanding > 0) bad("the given verifier has commands outstanding");
+    if (given !== undefined && given.outstanding > 0 && restored === undefined)
+      bad("the given verifier has commands outstanding");
     this.verifier =
       options.verify === false
         ? undefined
@@ -246,9 +296,10 @@ export class Workload {
     // Buffers: one contiguous run per queue, one block-sized slice per context.
     for (let q = 0; q < options.queues; q++) {
       const qid = firstQid + q;
-      const base = this.mem.allocBytes(options.queueDepth * options.blockBytes);
+      const base = restored?.buffers[q] ?? this.mem.allocBytes(options.queueDepth * options.blockBytes);
       this.buffers.push(base);
-      if (this.verifier === undefined) this.mem.fill(base, options.queueDepth * options.blockBytes, 0xa5);
+      if (this.verifier === undefined && restored === undefined)
+        this.mem.fill(base, options.queueDepth * options.blockBytes, 0xa5);
       const rng = new Xorshift32((options.seed ^ Math.imul(qid, 0x9e3779b1)) >>> 0);
       for (let d = 0; d < options.queueDepth; d++) {
         const ctx: IoContext = {
@@ -270,6 +321,169 @@ export class Workload {
         this.contexts.push(ctx);
       }
     }
+  }
+
+  // ------------------------------------------------------------------ migration (vCPU state)
+
+  /**
+   * The workload's state for the destination VMM (`guest-state.ts`), taken while the driver is frozen
+   * (nothing completes or issues meanwhile). Outstanding commands are named "ctx:<index>" in the
+   * driver's saved queues (`ioTokenOf`).
+   * @throws WorkloadError `state` outside a run (before start, while verifying, after).
+   */
+  saveState(): WorkloadState {
+    if (this.phase !== "running" && this.phase !== "draining")
+      throw new WorkloadError("state", `saveState() in phase ${this.phase}`);
+    const now = performance.now();
+    const { verifier: _v, ...plain } = this.options;
+    const rngs: number[] = [];
+    for (const ctx of this.contexts)
+      if (rngs.length <= ctx.qid - this.firstQid) rngs.push(ctx.rng.saveState());
+    return {
+      options: plain,
+      buffers: this.buffers.slice(),
+      rngStates: rngs,
+      contexts: this.contexts.map((c) => ({
+        lba: c.lba,
+        nlb: c.nlb,
+        write: c.write,
+        final: c.final,
+        outstanding: c.outstanding,
+        abandoned: c.abandoned,
+        ageMs: c.outstanding ? now - c.startMs : 0,
+        lowBounds: Array.from(c.lowBounds),
+      })),
+      phase: this.phase,
+      issuing: this.issuing,
+      issued: this.issued,
+      outstanding: this.outstanding,
+      seqCursor: this.seqCursor,
+      finalCursor: this.finalCursor,
+      parked: this.parked.map((c) => c.index),
+      histogram: this.histogram.saveState(),
+      counters: {
+        ops: this.ops,
+        bytesRead: this.bytesRead,
+        bytesWritten: this.bytesWritten,
+        lateCompletions: this.lateCompletions,
+        reads: this.reads,
+        writes: this.writes,
+        errors: this.errors,
+        missing: this.missing,
+        duplicates: this.duplicates,
+      },
+      elapsedMs: now - this.startMs,
+      sinceLastCompletionMs: now - this.lastCompletionMs,
+      duplicatesAtStart: this.duplicatesAtStart,
+      durationLeftMs:
+        this.options.durationMs === undefined || this.phase !== "running"
+          ? null
+          : Math.max(0, this.options.durationMs - (now - this.startMs)),
+      verifier: this.verifier?.saveState() ?? null,
+    };
+  }
+
+  /**
+   * The guest continues in another VMM (its state was saved there): this copy stops for good — timers
+   * cleared, nothing issued or counted any more — and `finished` resolves with the stats so far.
+   */
+  endMigratedAway(): void {
+    if (this.durationTimer !== undefined) clearTimeout(this.durationTimer);
+    if (this.parkTimer !== undefined) clearTimeout(this.parkTimer);
+    this.durationTimer = undefined;
+    this.parkTimer = undefined;
+    this.parked.length = 0;
+    this.issuing = false;
+    this.migratedAway = true;
+    this.phase = "stopped";
+    this.resolveFinished(this.stats());
+  }
+
+  /** True once `endMigratedAway()` ran. */
+  get hasMigratedAway(): boolean {
+    return this.migratedAway;
+  }
+
+  /** Token of an outstanding command's callback (for `GuestNvmeDriver.saveState`), or undefined. */
+  readonly ioTokenOf = (cb: CompletionCallback): string | undefined => {
+    for (const c of this.contexts) if (c.onComplete === cb) return `ctx:${c.index}`;
+    return undefined;
+  };
+
+  /** The callback a "ctx:<index>" token stands for. @throws WorkloadError for an unknown token. */
+  callbackFor(token: string): CompletionCallback {
+    const m = /^ctx:(\d+)$/.exec(token);
+    const ctx = m === null ? undefined : this.contexts[Number(m[1])];
+    if (ctx === undefined) throw new WorkloadError("invalid-argument", `unknown command token ${token}`);
+    return ctx.onComplete;
+  }
+
+  /**
+   * A workload continuing a migrated run (`saveState()` output) over a restored driver and memory.
+   * Call `resumeRestored()` once the driver runs.
+   */
+  static restore(driver: GuestNvmeDriver, mem: GuestMemory, s: WorkloadState): Workload {
+    const verifier = s.verifier === null ? undefined : Verifier.fromState(s.verifier);
+    const w = new Workload(
+      driver,
+      mem,
+      { ...s.options, ...(verifier === undefined ? { verify: false } : { verifier }) },
+      s,
+    );
+    if (s.contexts.length !== w.contexts.length || s.rngStates.length !== w.options.queues)
+      throw new WorkloadError("invalid-argument", "saved workload does not match its options");
+    const now = performance.now();
+    s.contexts.forEach((c, i) => {
+      const ctx = w.contexts[i]!;
+      ctx.lba = c.lba;
+      ctx.nlb = c.nlb;
+      ctx.write = c.write;
+      ctx.final = c.final;
+      ctx.outstanding = c.outstanding;
+      ctx.abandoned = c.abandoned;
+      ctx.startMs = now - c.ageMs;
+      ctx.lowBounds.set(c.lowBounds.slice(0, ctx.lowBounds.length));
+    });
+    for (const ctx of w.contexts) ctx.rng.loadState(s.rngStates[ctx.qid - w.firstQid]!);
+    w.phase = s.phase;
+    w.issuing = s.issuing;
+    w.issued = s.issued;
+    w.outstanding = s.outstanding;
+    w.seqCursor = s.seqCursor;
+    w.finalCursor = s.finalCursor;
+    for (const i of s.parked) {
+      const ctx = w.contexts[i];
+      if (ctx !== undefined) w.parked.push(ctx);
+    }
+    w.histogram.loadState(s.histogram);
+    const c = s.counters;
+    w.ops = c.ops;
+    w.bytesRead = c.bytesRead;
+    w.bytesWritten = c.bytesWritten;
+    w.lateCompletions = c.lateCompletions;
+    w.reads = c.reads;
+    w.writes = c.writes;
+    w.errors = c.errors;
+    w.missing = c.missing;
+    w.duplicates = c.duplicates;
+    w.startMs = now - s.elapsedMs;
+    w.lastCompletionMs = now - s.sinceLastCompletionMs;
+    w.duplicatesAtStart = s.duplicatesAtStart;
+    w.restoredDurationLeftMs = s.durationLeftMs;
+    return w;
+  }
+
+  /** Lets a restored run go on (retries parked commands, re-arms the duration); returns `finished`. */
+  resumeRestored(): Promise<WorkloadStats> {
+    if (this.phase === "running") {
+      const left = this.restoredDurationLeftMs;
+      if (left !== null) this.durationTimer = setTimeout(() => this.endRun(), left);
+      if (this.parked.length > 0 && this.parkTimer === undefined) this.parkTimer = setTimeout(this.unpark, 0);
+      this.checkEnd();
+    } else if (this.phase === "draining") {
+      void this.drain().then((left) => this.finish(left));
+    }
+    return this.finished;
   }
 
   /** Commands outstanding now. */
@@ -444,6 +658,7 @@ export class Workload {
   // ------------------------------------------------------------------ completions
 
   private completed(ctx: IoContext, status: number): void {
+    if (this.migratedAway) return;
     const v = this.verifier;
     if (ctx.abandoned) {
       ctx.abandoned = false;

@@ -27,7 +27,11 @@ import type { SubmissionQueue } from "../queues.ts";
 /** Largest controller state accepted by Set Controller State, bytes (1 MiB). */
 export const MAX_CONTROLLER_STATE_BYTES = 1 << 20;
 
-/** On Suspend: post ESA 3 (last — suspended) in the target's UDMQ; DUDMQ also deletes the queue. */
+/**
+ * On Suspend, once the target is idle: post ESA 3 (last — suspended) in the target's UDMQ; DUDMQ also
+ * deletes the queue. Not earlier: a command fetched before the suspend may still change blocks (a Write
+ * whose data arrives over remote DMA), and that change must be logged before the last entry.
+ */
 function endUserDataLogging(primary: NvmeController, target: NvmeController, dudmq: boolean): void {
   const qs = udmqsOf(primary);
   for (const [id, q] of qs) {
@@ -61,8 +65,7 @@ export function migrationSend(c: NvmeController, sq: SubmissionQueue): number {
       }
       if (f.stype !== SuspendType.Suspend) return Status.InvalidField;
       if (t.suspended) return Status.ControllerSuspended;
-      endUserDataLogging(c, t, f.dudmq);
-      return suspendCommand(c, sq, t);
+      return suspendCommand(c, sq, t, () => endUserDataLogging(c, t, f.dudmq));
     }
     case MigrationSendSel.Resume: {
       if (!t.suspended) return Status.ControllerNotSuspended;

@@ -17,6 +17,11 @@
  *            cache disabled → Success (acknowledged only once the data is in the store)
  *   Compare  buffer gathered as for Write → compared with the store → Success / Compare Failure
  *
+ * The changed LBAs of a Write are reported (`lbaWritten`, user-data logging) when its data reaches the
+ * store, before its completion: the command still counts as outstanding then, so a Suspend — which
+ * posts the UDMQ's ESA 3 only once the target is idle — always logs it first. A Write whose queue was
+ * deleted (or whose controller was reset) while its data was on the way changes nothing.
+ *
  * Any remote transfer that fails (error reply, timeout, client gone, range unmapped meanwhile) ends
  * the command with Data Transfer Error (event `command.data-transfer-error`); a Write then changes
  * nothing in the store.
@@ -115,6 +120,9 @@ export function remoteWrite(
   gather(c, segs, bytes)
     .then((data) => {
       if (!(data instanceof Uint8Array)) return failTransfer(p, data.failure);
+      // Dropped meanwhile (SQ deleted, controller reset): no completion will be posted, so nothing may
+      // change either — a Suspend waiting for the target to go idle has already ended logging.
+      if (dropped(p)) return;
       ns.store.write(slba * ns.lbaBytes, data);
       c.stats.hostWriteCommands++;
       c.stats.dataUnitsWrittenBytes += bytes;
@@ -220,6 +228,22 @@ function settleAll(ps: Promise<unknown>[]): Promise<unknown> {
     for (const r of rs) if (r.status === "rejected") return r.reason ?? new Error("remote transfer failed");
     return undefined;
   });
+}
+
+/**
+ * True when the command's queue is gone (deleted, or the controller reset) since it was fetched: it no
+ * longer counts as outstanding and `completeLater` would drop its completion.
+ */
+function dropped(p: Pending): boolean {
+  if (p.c.sqs[p.sq.sqid] === p.sq) return false;
+  emitEvent(ControllerEvent.commandFailed, p.c.cntlid, {
+    sqid: p.sq.sqid,
+    cid: p.cid,
+    opcode: p.opcode,
+    status: Status.AbortedSqDeletion,
+    detail: "queue deleted or controller reset before the data arrived; store unchanged",
+  });
+  return true;
 }
 
 function pendingOf(c: NvmeController, sq: SubmissionQueue): Pending {

@@ -48,23 +48,31 @@ export interface DeviceEndpoint {
 export interface VmSource {
   /** Guest RAM size, bytes (a multiple of 4096). */
   readonly ramBytes: number;
-  startDirtyLog(): void;
+  startDirtyLog(): void | Promise<void>;
   /** Read-and-clear: pages written by the CPU since the last call. */
-  collectDirty(): Uint32Array;
+  collectDirty(): Uint32Array | Promise<Uint32Array>;
   /** Pages dirty now, without clearing. */
-  dirtyPageCount(): number;
-  stopDirtyLog(): void;
-  /** The 4 KiB of page `page` (valid until the next call). */
-  page(page: number): Uint8Array;
+  dirtyPageCount(): number | Promise<number>;
+  stopDirtyLog(): void | Promise<void>;
+  /**
+   * The 4 KiB of page `page` (valid until the next call) — for a VM whose RAM this process can read.
+   * Exactly one of `page` and `transferPages` is present.
+   */
+  page?(page: number): Uint8Array;
+  /**
+   * Moves these pages (or all of RAM) to the destination without this process (a VMM in another
+   * process sends them over its own channel); resolves once the destination has them.
+   */
+  transferPages?(pages: readonly number[] | "all"): Promise<void>;
   /** Stops the vCPUs (downtime begins). */
   pauseVcpus(): Promise<void>;
   /** Lets the vCPUs run again on the source (rollback). */
-  resumeVcpus(): void;
+  resumeVcpus(): void | Promise<void>;
 }
 
 export interface VmDestination {
-  /** Stores pages (their bytes are copied before the call returns). */
-  writePages(pages: readonly number[], bytes: readonly Uint8Array[]): Promise<void>;
+  /** Stores pages (their bytes are copied before the call returns); with `VmSource.page` only. */
+  writePages?(pages: readonly number[], bytes: readonly Uint8Array[]): Promise<void>;
   /** The device runs on the destination: start the vCPUs there (downtime ends). */
   start(): Promise<void>;
   /** Migration failed: drop whatever was received. */

@@ -145,19 +145,35 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
   const stagingPages = Array.from({ length: SEND_BATCH_PAGES }, (_, i) =>
     staging.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES),
   );
-  const sendPages = async (pages: Iterable<number>): Promise<number> => {
+  const sendPages = async (pages: Iterable<number> | "all"): Promise<number> => {
+    const transfer = src.vm.transferPages;
+    if (transfer !== undefined) {
+      const list = pages === "all" ? "all" : Array.from(pages);
+      const n = list === "all" ? pageCount : list.length;
+      if (n > 0) await transfer.call(src.vm, list);
+      ramBytesTotal += n * PAGE_BYTES;
+      return n;
+    }
+    const page = src.vm.page;
+    const write = dst.vm.writePages;
+    if (page === undefined || write === undefined)
+      throw new MigrationError(
+        "invalid-argument",
+        "the VM endpoints move no RAM (page/writePages or transferPages)",
+        "setup",
+      );
     const list: number[] = [];
     let n = 0;
-    for (const p of pages) {
-      stagingPages[list.length]!.set(src.vm.page(p));
+    for (const p of pages === "all" ? Array.from({ length: pageCount }, (_, k) => k) : pages) {
+      stagingPages[list.length]!.set(page.call(src.vm, p));
       list.push(p);
       if (list.length === SEND_BATCH_PAGES) {
-        await dst.vm.writePages(list, stagingPages);
+        await write.call(dst.vm, list, stagingPages);
         n += list.length;
         list.length = 0;
       }
     }
-    if (list.length > 0) await dst.vm.writePages(list, stagingPages.slice(0, list.length));
+    if (list.length > 0) await write.call(dst.vm, list, stagingPages.slice(0, list.length));
     n += list.length;
     ramBytesTotal += n * PAGE_BYTES;
     return n;
@@ -167,7 +183,7 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
   const collectDirty = async (
     phase: string,
   ): Promise<{ pages: Set<number>; cpu: number; device: number }> => {
-    const cpu = src.vm.collectDirty();
+    const cpu = await src.vm.collectDirty();
     bitmap.fill(0);
     const r = await src.device.dmaLoggingReport(0n, BigInt(ramBytes), BigInt(PAGE_BYTES), bitmap);
     if (!r.ok) fail("dirty-tracking", `DMA logging report: errno ${r.errno}`, phase);
@@ -210,7 +226,7 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
     if (!prep.ok) fail("destination-device", `to RESUMING: errno ${prep.errno}`, "setup");
     await enter("destination-prepared");
 
-    src.vm.startDirtyLog();
+    await src.vm.startDirtyLog();
     loggingOn = true;
     const dl = await src.device.dmaLoggingStart([{ iova: 0n, length: BigInt(ramBytes) }], BigInt(PAGE_BYTES));
     if (!dl.ok) fail("dirty-tracking", `DMA logging start: errno ${dl.errno}`, "destination-prepared");
@@ -228,14 +244,14 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
     let bandwidthEstimate = 0;
     for (let i = 0; i < maxIterations; i++) {
       const t0 = clock.now();
-      let pages: Iterable<number>;
+      let pages: Iterable<number> | "all";
       let cpu = 0;
       let device = 0;
       if (allPages) {
-        src.vm.collectDirty(); // everything goes now; start counting from here
+        await src.vm.collectDirty(); // everything goes now; start counting from here
         bitmap.fill(0);
         await src.device.dmaLoggingReport(0n, BigInt(ramBytes), BigInt(PAGE_BYTES), bitmap);
-        pages = Array.from({ length: pageCount }, (_, k) => k);
+        pages = "all";
         allPages = false;
       } else {
         const d = await collectDirty("precopy");
@@ -255,7 +271,7 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
       const info = devicePrecopy ? await src.device.precopyInfo() : undefined;
       const size = await src.device.dataSize();
       const stopCopy = size.ok ? Number(size.stopCopyLength) : 100 * 1024 ** 3;
-      const pendingRam = src.vm.dirtyPageCount() * PAGE_BYTES + device * PAGE_BYTES;
+      const pendingRam = (await src.vm.dirtyPageCount()) * PAGE_BYTES + device * PAGE_BYTES;
       const capPerMs =
         o.maxBandwidthBytesPerSec !== undefined ? o.maxBandwidthBytesPerSec / 1000 : Number.POSITIVE_INFINITY;
       const effBandwidth = Math.max(1, Math.min(bandwidthEstimate, capPerMs));
@@ -330,14 +346,26 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
     downtimeMs = clock.now() - downtimeStart;
     await enter("vcpus-running");
 
-    // The source keeps its function stopped (never running on both sides).
-    src.vm.stopDirtyLog();
+    // The source keeps its function stopped (never running on both sides). The VM already runs on
+    // the destination, so a failure here is a warning, not a failed migration.
+    const warnings: string[] = [];
+    const bestEffort = async (what: string, step: () => unknown) => {
+      try {
+        const r = (await step()) as { ok?: boolean; errno?: number } | undefined;
+        if (r !== undefined && r !== null && r.ok === false) warnings.push(`${what}: errno ${r.errno}`);
+      } catch (e) {
+        warnings.push(`${what}: ${(e as Error).message}`);
+      }
+    };
+    await bestEffort("source CPU dirty log off", () => src.vm.stopDirtyLog());
     loggingOn = false;
-    await src.device.dmaLoggingStop();
-    await src.device.setState(MigState.STOP);
+    await bestEffort("source DMA logging stop", () => src.device.dmaLoggingStop());
+    await bestEffort("source device to STOP", () => src.device.setState(MigState.STOP));
     await enter("source-cleaned");
     await enter("completed");
-    return buildReport("completed");
+    const done = buildReport("completed");
+    if (warnings.length > 0) done.warnings = warnings;
+    return done;
   } catch (e) {
     const err = MigrationError.from(e, clock.current);
     if (destinationRunning) {
@@ -359,10 +387,10 @@ export async function migrate(o: MigrationOptions): Promise<MigrationReport> {
       .catch(() => ({ ok: false as const, errno: 5, reachedState: 0 }));
     if (!s.ok) await src.device.reset().catch(() => {});
     if (loggingOn) {
-      src.vm.stopDirtyLog();
+      await Promise.resolve(src.vm.stopDirtyLog()).catch(() => {});
       await src.device.dmaLoggingStop().catch(() => {});
     }
-    if (vcpusPaused) src.vm.resumeVcpus();
+    if (vcpusPaused) await Promise.resolve(src.vm.resumeVcpus()).catch(() => {});
     await dst.device.reset().catch(() => {});
     await dst.vm.discard().catch(() => {});
   }

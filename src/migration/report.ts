@@ -65,6 +65,8 @@ export interface MigrationReport {
   path: "in-band" | "out-of-band";
   result: "completed" | "rolled-back";
   error?: { code: string; phase: string; message: string };
+  /** Steps after the switchover that failed without affecting the VM (it runs on the destination). */
+  warnings?: string[];
   functionLabel: string;
   storage: "shared" | "local";
   profile: "tp4159" | "intel";

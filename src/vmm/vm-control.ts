@@ -56,6 +56,15 @@ export interface VmControlHandlers {
   stop(): void;
   /** Guest page size, bytes. */
   readonly pageBytes: number;
+  /**
+   * More commands (the migration commands of `vm-migration.ts`): name → handler returning the reply's
+   * fields; a thrown `VmControlRequestError` is answered with its code, any other error as `failed`.
+   */
+  readonly commands?: Readonly<
+    Record<string, (req: Record<string, unknown>, connection: number) => Promise<Reply> | Reply>
+  >;
+  /** Control connection `connection` closed (the lease rule of a migration lives here). */
+  onDisconnect?(connection: number): void;
 }
 
 export interface VmControlOptions {
@@ -86,7 +95,7 @@ const COMMANDS = [
 
 type Reply = Record<string, unknown>;
 
-class RequestError extends Error {
+export class VmControlRequestError extends Error {
   constructor(
     readonly code: VmControlErrorCode,
     message: string,
@@ -95,10 +104,20 @@ class RequestError extends Error {
   }
 }
 
-async function execute(h: VmControlHandlers, req: Record<string, unknown>): Promise<Reply> {
+async function execute(
+  h: VmControlHandlers,
+  req: Record<string, unknown>,
+  connection: number,
+): Promise<Reply> {
+  // Added commands first: they may also refine a built-in one (e.g. `pause` that records its caller).
+  const extra = typeof req.cmd === "string" && h.commands !== undefined && Object.hasOwn(h.commands, req.cmd);
+  if (extra) return h.commands![req.cmd as string]!(req, connection);
   switch (req.cmd) {
     case "hello":
-      return { protocol: VM_CONTROL_PROTOCOL, commands: [...COMMANDS] };
+      return {
+        protocol: VM_CONTROL_PROTOCOL,
+        commands: [...new Set([...COMMANDS, ...Object.keys(h.commands ?? {})])],
+      };
     case "pause":
       h.pause();
       return { paused: true };
@@ -122,13 +141,16 @@ async function execute(h: VmControlHandlers, req: Record<string, unknown>): Prom
         pages.length > MAX_READ_PAGES ||
         !pages.every((p) => Number.isSafeInteger(p) && p >= 0)
       ) {
-        throw new RequestError("bad-request", `pages: an array of at most ${MAX_READ_PAGES} page numbers`);
+        throw new VmControlRequestError(
+          "bad-request",
+          `pages: an array of at most ${MAX_READ_PAGES} page numbers`,
+        );
       }
       let data: Uint8Array;
       try {
         data = h.readPages(pages as number[]);
       } catch (e) {
-        throw new RequestError("bad-request", (e as Error).message);
+        throw new VmControlRequestError("bad-request", (e as Error).message);
       }
       return {
         pageBytes: h.pageBytes,
@@ -137,7 +159,10 @@ async function execute(h: VmControlHandlers, req: Record<string, unknown>): Prom
     }
     case "retarget": {
       if (typeof req.socket !== "string" || req.socket.length === 0) {
-        throw new RequestError("bad-request", "socket: the path of the new device's vfio-user socket");
+        throw new VmControlRequestError(
+          "bad-request",
+          "socket: the path of the new device's vfio-user socket",
+        );
       }
       await h.retarget(req.socket);
       return {};
@@ -146,7 +171,7 @@ async function execute(h: VmControlHandlers, req: Record<string, unknown>): Prom
       h.stop();
       return {};
     default:
-      throw new RequestError("unknown-command", `unknown command ${JSON.stringify(req.cmd)}`);
+      throw new VmControlRequestError("unknown-command", `unknown command ${JSON.stringify(req.cmd)}`);
   }
 }
 
@@ -158,9 +183,15 @@ export function startVmControl(
 ): Promise<VmControlServer> {
   const maxLine = options.maxLineBytes ?? 65536;
   const sockets = new Set<Socket>();
+  let closing = false;
+  let connections = 0;
   const server: Server = createServer((socket) => {
+    const connection = ++connections;
     sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
+    socket.on("close", () => {
+      sockets.delete(socket);
+      if (!closing) handlers.onDisconnect?.(connection);
+    });
     socket.on("error", () => socket.destroy());
     let buffered = "";
     let chain: Promise<void> = Promise.resolve();
@@ -180,12 +211,12 @@ export function startVmControl(
         );
         return Promise.resolve();
       }
-      return execute(handlers, req).then(
+      return execute(handlers, req, connection).then(
         (r) => {
           if (!socket.destroyed) socket.write(`${JSON.stringify({ id, ok: true, ...r })}\n`);
         },
         (e: unknown) => {
-          const code = e instanceof RequestError ? e.code : "failed";
+          const code = e instanceof VmControlRequestError ? e.code : "failed";
           if (!socket.destroyed)
             socket.write(
               `${JSON.stringify({ id, ok: false, error: code, message: (e as Error).message })}\n`,
@@ -230,6 +261,7 @@ export function startVmControl(
         close: () => {
           if (closed) return Promise.resolve();
           closed = true;
+          closing = true;
           for (const s of sockets) s.destroy();
           return new Promise<void>((done) => server.close(() => done()));
         },
@@ -243,6 +275,7 @@ export class VmControlClient {
   private nextId = 1;
   private readonly waiting = new Map<number, (reply: Record<string, unknown>) => void>();
   private buffered = "";
+  private closed = false;
 
   private constructor(private readonly socket: Socket) {
     socket.setEncoding("utf8");
@@ -261,6 +294,7 @@ export class VmControlClient {
       }
     });
     const failAll = () => {
+      this.closed = true;
       for (const resolve of this.waiting.values())
         resolve({ ok: false, error: "failed", message: "control connection closed" });
       this.waiting.clear();
@@ -282,6 +316,8 @@ export class VmControlClient {
   /** Sends one command; resolves with its reply object (`ok` false on failure, never rejects). */
   request(cmd: string, args: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     const id = this.nextId++;
+    if (this.closed)
+      return Promise.resolve({ id, ok: false, error: "failed", message: "control connection closed" });
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
       this.socket.write(`${JSON.stringify({ ...args, id, cmd })}\n`);

@@ -17,10 +17,13 @@ import { GuestMemoryFd } from "../native/guest-memory-fd.ts";
 import { VfioUserClient } from "../vfio-user/client.ts";
 import { SocketTransport } from "../vfio-user/socket-transport.ts";
 import { GUEST_PAGE_BYTES, GuestMemory } from "./guest-memory.ts";
+import { decodeGuestState } from "./guest-state.ts";
+import { RamReceiver } from "./migration-channel.ts";
 import { GuestNvmeDriver } from "./nvme-driver.ts";
 import type { VerifyReport } from "./verifier.ts";
 import { VfioUserPort, type VfioUserPortEvent } from "./vfio-user-port.ts";
-import { startVmControl, type VmControlServer } from "./vm-control.ts";
+import { startVmControl, VmControlRequestError } from "./vm-control.ts";
+import { createVmMigration, type VmRole } from "./vm-migration.ts";
 import { Workload, type WorkloadStats } from "./workload.ts";
 
 const MiB = 1 << 20;
@@ -63,6 +66,17 @@ export interface VmProcessOptions {
    * keeps 9 bytes per LBA, so whole multi-terabyte namespaces are not tracked by default.
    */
   lbaRange?: readonly [number, number];
+  /**
+   * Wait for a migrated guest instead of booting one: listen for the source VMM's migration channel at
+   * HOST:PORT (PORT 0 = any free port; `describe` on the control channel tells which). The function at
+   * `attach` gets this VMM's RAM mapped at once, as the migration needs. Default: none (boot a guest).
+   */
+  incoming?: string;
+  /**
+   * After handing the guest over, how long to wait for the orchestrator to let go of the control
+   * channel before exiting anyway, ms. Default 30000, range 0..2^31−1.
+   */
+  releaseTimeoutMs?: number;
   /** Serve the control channel (vm-control.ts) at this UNIX socket path. Default: none. */
   control?: string;
   /** vfio-user reply timeout, ms. Default 5000. */
@@ -77,6 +91,12 @@ export interface VmProcessOptions {
 export interface VmProcessResult {
   /** True iff the run verified (with `verify: false`: no I/O error, duplicate or missing completion). */
   verified: boolean;
+  /**
+   * How the run ended here: absent when the guest ran to its end in this process (then verified);
+   * "handed-over" when it moved to a destination VMM (verification happens there); "discarded" when an
+   * incoming guest never arrived.
+   */
+  outcome?: "handed-over" | "discarded";
   ops: number;
   reads: number;
   writes: number;
@@ -157,10 +177,9 @@ export async function runVmProcessDetailed(opts: VmProcessOptions): Promise<VmPr
   };
   try {
     const mem = new GuestMemory(ram.bytes());
-    let workloadRef: Workload | undefined;
     const logPort = (e: VfioUserPortEvent) => {
       if (e.level !== "info") err(`nvmig vm: ${e.name}${e.detail === undefined ? "" : `: ${e.detail}`}`);
-      if (e.name === "server-disconnected") workloadRef?.stop().catch(() => {});
+      if (e.name === "server-disconnected") guest?.workload.stop().catch(() => {});
     };
     const connect = async (path: string): Promise<VfioUserClient> => {
       let transport: SocketTransport;
@@ -187,82 +206,177 @@ export async function runVmProcessDetailed(opts: VmProcessOptions): Promise<VmPr
     const port = await VfioUserPort.attach(client, ram, { log: logPort });
     cleanups.push(() => port.detach());
 
-    const driver = new GuestNvmeDriver(port, mem, {
-      ioQueues,
-      ioQueueEntries: Math.max(64, queueDepth + 1),
-      completionMode,
-      shadowDoorbells,
-      maxTransferBytes: Math.max(128 * 1024, blockBytes),
+    let role: VmRole = opts.incoming === undefined ? "running" : "incoming";
+    let guest: { driver: GuestNvmeDriver; workload: Workload } | undefined;
+    let endRun: ((why: "handed-over" | "discarded") => void) | undefined;
+    const ended = new Promise<"handed-over" | "discarded">((resolve) => {
+      endRun = resolve;
     });
-    await driver.init();
-    cleanups.push(() => driver.shutdown());
+    const driverHooks = {};
 
-    const nsid = Math.min(...driver.namespaces.keys());
-    const ns = driver.namespaces.get(nsid);
-    if (ns === undefined)
-      throw new VmProcessError("invalid-argument", "the function has no active namespace");
-    const lbaRange = opts.lbaRange ?? [0, Math.min(ns.nsze, 262144)];
-    const workload = new Workload(driver, mem, {
-      pattern: opts.pattern ?? "random",
-      readPercent: opts.readPercent ?? 50,
-      blockBytes,
-      queueDepth,
-      queues: Math.min(ioQueues, driver.ioQueueCount),
-      nsid,
-      lbaRange,
-      ...(opts.ops === undefined ? {} : { ops: opts.ops }),
-      ...(opts.durationMs === undefined ? {} : { durationMs: opts.durationMs }),
-      seed: opts.seed ?? 1,
-      verify,
+    let incoming: RamReceiver | undefined;
+    let guestArrived: ((g: { driver: GuestNvmeDriver; workload: Workload }) => void) | undefined;
+    const arrived = new Promise<{ driver: GuestNvmeDriver; workload: Workload }>((resolve) => {
+      guestArrived = resolve;
     });
-    workloadRef = workload;
-
-    let control: VmControlServer | undefined;
-    if (opts.control !== undefined) {
-      control = await startVmControl(opts.control, {
-        pageBytes: GUEST_PAGE_BYTES,
-        pause: () => port.pause(),
-        resume: () => port.resume(),
-        stats: () => ({
-          paused: port.isPaused,
-          workload: workload.stats(),
-          driver: driver.stats(),
-          port: port.stats(),
-        }),
-        startDirtyLog: () => mem.startDirtyLog(),
-        collectDirty: () => Array.from(mem.collectDirty()),
-        stopDirtyLog: () => mem.stopDirtyLog(),
-        readPages: (pages) => {
-          const data = new Uint8Array(pages.length * GUEST_PAGE_BYTES);
-          pages.forEach((p, i) => {
-            if (p >= mem.pageCount)
-              throw new RangeError(`page ${p} is outside guest RAM (${mem.pageCount} pages)`);
-            data.set(mem.view(p * GUEST_PAGE_BYTES, GUEST_PAGE_BYTES), i * GUEST_PAGE_BYTES);
-          });
-          return data;
-        },
-        retarget: async (path) => {
-          const next = await connect(path);
-          try {
-            await port.retarget(next);
-          } catch (e) {
-            next.close();
-            throw e;
-          }
-          const old = client;
-          client = next;
-          old.close();
-        },
-        stop: () => {
-          workload.stop().catch(() => {});
+    if (opts.incoming !== undefined) {
+      const [host, portText] = splitHostPort(opts.incoming);
+      incoming = await RamReceiver.listen({
+        host,
+        port: Number(portText),
+        ram: ram.bytes(),
+        log: (e, d) => err(`nvmig vm: ${e}${d === undefined ? "" : `: ${d}`}`),
+        onGuestState: async (bytes) => {
+          if (role !== "incoming") throw new Error(`the VM is ${role}`);
+          const st = decodeGuestState(bytes, mem.sizeBytes);
+          mem.loadAllocator(st.sections.memory);
+          await port.loadInterruptState(st.sections.interrupts);
+          let w: Workload | undefined;
+          const driver = GuestNvmeDriver.restore(
+            port,
+            mem,
+            st.sections.driver,
+            (token) => (status, dw0, cid) => w!.callbackFor(token)(status, dw0, cid),
+            driverHooks,
+          );
+          w = Workload.restore(driver, mem, st.sections.workload);
+          guest = { driver, workload: w };
+          role = "running";
+          driver.resumeAfterMigration();
+          guestArrived?.(guest);
         },
       });
-      const c = control;
-      cleanups.push(() => c.close());
+      const inc = incoming;
+      cleanups.push(() => inc.close());
+    } else {
+      const driver = new GuestNvmeDriver(port, mem, {
+        ioQueues,
+        ioQueueEntries: Math.max(64, queueDepth + 1),
+        completionMode,
+        shadowDoorbells,
+        maxTransferBytes: Math.max(128 * 1024, blockBytes),
+      });
+      await driver.init();
+      const nsid = Math.min(...driver.namespaces.keys());
+      const ns = driver.namespaces.get(nsid);
+      if (ns === undefined)
+        throw new VmProcessError("invalid-argument", "the function has no active namespace");
+      const lbaRange = opts.lbaRange ?? [0, Math.min(ns.nsze, 262144)];
+      const workload = new Workload(driver, mem, {
+        pattern: opts.pattern ?? "random",
+        readPercent: opts.readPercent ?? 50,
+        blockBytes,
+        queueDepth,
+        queues: Math.min(ioQueues, driver.ioQueueCount),
+        nsid,
+        lbaRange,
+        ...(opts.ops === undefined ? {} : { ops: opts.ops }),
+        ...(opts.durationMs === undefined ? {} : { durationMs: opts.durationMs }),
+        seed: opts.seed ?? 1,
+        verify,
+      });
+      guest = { driver, workload };
+    }
+    cleanups.push(() => (role === "running" ? guest?.driver.shutdown() : undefined));
+
+    const noGuest = (): never => {
+      throw new VmControlRequestError("failed", `the VM is ${role}: no guest runs here`);
+    };
+    let releaseNow: (() => void) | undefined;
+    const releasedSignal = new Promise<void>((resolve) => {
+      releaseNow = resolve;
+    });
+    const released = (timeoutMs: number) =>
+      Promise.race([releasedSignal, new Promise<void>((r) => setTimeout(r, timeoutMs).unref())]);
+    const migration = createVmMigration({
+      mem,
+      port,
+      client: () => client,
+      guest: () => guest,
+      role: () => role,
+      incoming,
+      handedOver: () => {
+        role = "handed-over";
+        endRun?.("handed-over");
+      },
+      discard: (reason) => {
+        if (role !== "incoming") return;
+        role = "discarded";
+        err(`nvmig vm: incoming migration discarded: ${reason}`);
+        void client.reset().catch(() => {});
+        endRun?.("discarded");
+      },
+      log: (e, d) => err(`nvmig vm: ${e}${d === undefined ? "" : `: ${d}`}`),
+    });
+
+    if (opts.control !== undefined) {
+      const control = await startVmControl(
+        opts.control,
+        {
+          pageBytes: GUEST_PAGE_BYTES,
+          pause: () => migration.pause(0),
+          resume: () => migration.resume(),
+          stats: () => ({
+            role,
+            paused: port.isPaused,
+            workload: guest?.workload.stats() ?? null,
+            driver: guest?.driver.stats() ?? null,
+            port: port.stats(),
+          }),
+          startDirtyLog: () => mem.startDirtyLog(),
+          collectDirty: () => Array.from(mem.collectDirty()),
+          stopDirtyLog: () => mem.stopDirtyLog(),
+          readPages: (pages) => {
+            const data = new Uint8Array(pages.length * GUEST_PAGE_BYTES);
+            pages.forEach((p, i) => {
+              if (p >= mem.pageCount)
+                throw new RangeError(`page ${p} is outside guest RAM (${mem.pageCount} pages)`);
+              data.set(mem.view(p * GUEST_PAGE_BYTES, GUEST_PAGE_BYTES), i * GUEST_PAGE_BYTES);
+            });
+            return data;
+          },
+          retarget: async (path) => {
+            const next = await connect(path);
+            try {
+              await port.retarget(next);
+            } catch (e) {
+              next.close();
+              throw e;
+            }
+            const old = client;
+            client = next;
+            old.close();
+          },
+          stop: () => {
+            const g = guest ?? noGuest();
+            g.workload.stop().catch(() => {});
+          },
+          commands: {
+            ...migration.commands,
+            release: () => {
+              if (role !== "handed-over") throw new VmControlRequestError("failed", `the VM is ${role}`);
+              releaseNow?.();
+              return {};
+            },
+            pause: (_req, connection) => {
+              migration.pause(connection);
+              return { paused: true };
+            },
+          },
+          onDisconnect: (connection) => {
+            if (role === "handed-over") releaseNow?.();
+            migration.onDisconnect(connection);
+          },
+        },
+        // Device data chunks travel base64 in one line (up to 16 MiB of data → ~22 MB of text).
+        { maxLineBytes: 32 << 20 },
+      );
+      cleanups.push(() => control.close());
     }
 
     const onSignal = () => {
-      workload.stop().catch(() => {});
+      if (guest === undefined) endRun?.("discarded");
+      else guest.workload.stop().catch(() => {});
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
@@ -271,16 +385,71 @@ export async function runVmProcessDetailed(opts: VmProcessOptions): Promise<VmPr
       process.off("SIGTERM", onSignal);
     });
 
-    const stats = await workload.start();
-    const report = verify ? await workload.verify() : undefined;
-    workload.release();
-    const result = summarize(stats, report, verify, port, driver, completionMode);
+    // Run: the guest here from the start, or once it arrives; until it ends, moves away or is discarded.
+    const g = guest ?? (await Promise.race([arrived, ended]));
+    if (g === "handed-over" || g === "discarded") {
+      const r = movedResult(g);
+      await cleanup();
+      out(opts.json === true ? JSON.stringify(r) : `nvmig vm on ${opts.attach}: ${g}`);
+      return r;
+    }
+    const finished = opts.incoming === undefined ? g.workload.start() : g.workload.resumeRestored();
+    const stats = await Promise.race([finished, ended]);
+    if (stats === "handed-over" || stats === "discarded" || g.workload.hasMigratedAway) {
+      // The orchestrator still tidies up this side (dirty log off, function to STOP): stay until it
+      // lets go of the control channel (or says `release`), at most `releaseTimeoutMs`.
+      await released(opts.releaseTimeoutMs ?? 30_000);
+      const r = movedResult("handed-over", g.workload.stats());
+      await cleanup();
+      out(opts.json === true ? JSON.stringify(r) : `nvmig vm on ${opts.attach}: handed over`);
+      return r;
+    }
+    const report = verify ? await g.workload.verify() : undefined;
+    g.workload.release();
+    const result = summarize(stats, report, verify, port, g.driver, completionMode);
     await cleanup();
     out(opts.json === true ? JSON.stringify(result) : humanSummary(result, opts.attach));
     return result;
   } finally {
     await cleanup();
   }
+}
+
+/** The result of a VM process whose guest moved to another VMM (or never arrived). */
+function movedResult(outcome: "handed-over" | "discarded", s?: WorkloadStats): VmProcessResult {
+  return {
+    verified: outcome === "handed-over",
+    outcome,
+    ops: s?.ops ?? 0,
+    reads: s?.reads ?? 0,
+    writes: s?.writes ?? 0,
+    lostWrites: 0,
+    badReads: 0,
+    duplicateCompletions: 0,
+    missingCompletions: 0,
+    ioErrors: s?.errors ?? 0,
+    iops: 0,
+    mibPerSecond: 0,
+    elapsedMs: 0,
+    latencyUs: { mean: 0, p50: 0, p99: 0, max: 0 },
+    verifyEnabled: false,
+    completionMode: "interrupt",
+    shadowDoorbells: false,
+    doorbellsMapped: false,
+    interrupts: 0,
+    mmioDoorbells: 0,
+    postedWrites: 0,
+    failures: [],
+  };
+}
+
+function splitHostPort(text: string): [string, string] {
+  const at = text.lastIndexOf(":");
+  const host = at <= 0 ? "127.0.0.1" : text.slice(0, at);
+  const port = at < 0 ? text : text.slice(at + 1);
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535)
+    throw new VmProcessError("invalid-argument", `incoming ${text}: HOST:PORT (PORT 0 = any free port)`);
+  return [host, port];
 }
 
 function summarize(

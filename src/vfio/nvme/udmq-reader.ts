@@ -14,7 +14,11 @@ import {
 } from "../../nvme/controller-data-queue.ts";
 import { encodeSetControllerDataQueue } from "../../nvme/features.ts";
 import { AdminOpcode } from "../../nvme/opcodes.ts";
-import { statusName } from "../../nvme/status.ts";
+import { Status, statusName } from "../../nvme/status.ts";
+
+/** SCT and SC of a Status Field (without More / DNR / CRD). */
+const STATUS_FIELD_CODE_MASK = 0x7ff;
+
 import { encodeTrackSend } from "../../nvme/track-commands.ts";
 import type { LbaChangeLog } from "../../storage/lba-change-log.ts";
 import type { AdminChannel, HostBuffer } from "./admin-channel.ts";
@@ -43,8 +47,8 @@ export class UdmqReader {
     private readonly channel: AdminChannel,
     private readonly cntlid: number,
     private readonly logs: Map<number, LbaChangeLog>,
-    /** Entries in the queue. Default 1024 (32 KiB). */
-    private readonly entries = 1024,
+    /** Entries in the queue. Default 4096 (128 KiB), range 2..65536. */
+    private readonly entries = 4096,
   ) {}
 
   private async admin(what: string, cmd: Parameters<AdminChannel["submit"]>[0]): Promise<number> {
@@ -110,11 +114,16 @@ export class UdmqReader {
         ...encodeSetControllerDataQueue({ cdqid: this.cdqid, etpt: false, hp: this.head, tpt: 0 }),
       });
     if (restart) {
-      this.ended = false;
-      await this.admin("restart logging", {
+      const r = await this.channel.submit({
         opc: AdminOpcode.TrackSend,
         ...encodeTrackSend({ sel: 0, lact: 1, cdqid: this.cdqid }),
       });
+      // Suspended meanwhile (the stop-copy drain): nothing can change any more and the whole
+      // namespaces are already marked, so the log simply stays ended.
+      if ((r.status & STATUS_FIELD_CODE_MASK) === (Status.ControllerSuspended & STATUS_FIELD_CODE_MASK))
+        return n;
+      if (r.status !== 0) throw new UdmqError(`restart logging: ${statusName(r.status)}`, r.status);
+      this.ended = false;
     }
     return n;
   }

@@ -43,7 +43,7 @@ test("usage errors: exit 2, one line naming the command and its --help", async (
     ],
     [
       ["migrate", "--from", "a"],
-      /^nvmig migrate: required option '--to <HOST>' not specified \(see 'nvmig migrate --help'\)$/,
+      /^nvmig migrate: required option '--to <CONFIG>' not specified \(see 'nvmig migrate --help'\)$/,
     ],
     [
       ["migrate", "--from", "a", "--to", "b", "--function", "f", "--vm", "v", "--path", "sideways"],

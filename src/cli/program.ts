@@ -153,9 +153,28 @@ export function buildProgram(state: RunState = { exitCode: 0 }, io: CliIo = proc
     .addOption(
       new Option("--no-verify", "do not write verifiable patterns nor check reads (default: verify)"),
     )
+    .option(
+      "--control <PATH>",
+      "serve the VM's control channel (pause, dirty log, migration) at this UNIX socket (path, mode 0600; default: none)",
+    )
+    .option(
+      "--incoming <HOST:PORT>",
+      "wait for a migrated guest on this TCP address instead of booting one (PORT 0 = any free port; default: boot)",
+    )
+    .option(
+      "--lba-first <N>",
+      "first LBA the workload uses (LBA, 0..2^53-1; default 0)",
+      integer(0, MAX_SAFE),
+    )
+    .option(
+      "--lba-count <N>",
+      "LBAs the workload uses (count, 1..2^53-1; default min(namespace, 262144))",
+      integer(1, MAX_SAFE),
+    )
     .addHelpText(
       "after",
-      "\nExample:\n  nvmig vm --attach /run/nvmig/hostA/vf1.sock --duration-ms 10000 --json",
+      "\nExample:\n  nvmig vm --attach /run/nvmig/hostA/vf1.sock --duration-ms 10000 --json\n" +
+        "  nvmig vm --attach /run/nvmig/hostB/vf1.sock --incoming 127.0.0.1:0 --control /run/nvmig/vm1-b.control",
     )
     .action(async (opts) => {
       const { runVmCommand } = await import("./vm.ts");
@@ -172,14 +191,33 @@ export function buildProgram(state: RunState = { exitCode: 0 }, io: CliIo = proc
         pattern: opts.pattern,
         seed: opts.seed,
         verify: opts.verify,
+        ...(opts.control === undefined ? {} : { control: opts.control }),
+        ...(opts.incoming === undefined ? {} : { incoming: opts.incoming }),
+        ...(opts.lbaFirst === undefined && opts.lbaCount === undefined
+          ? {}
+          : { lbaRange: [opts.lbaFirst ?? 0, opts.lbaCount ?? 262144] as const }),
       });
     });
 
   sub("migrate", "Live-migrate one function (and its VM's device state) from one host to another")
-    .requiredOption("--from <HOST>", "source host's control endpoint (host:port or unix:PATH; required)")
-    .requiredOption("--to <HOST>", "destination host's control endpoint (host:port or unix:PATH; required)")
-    .requiredOption("--function <ID>", "the controlled function to move, as the hosts name it (required)")
-    .requiredOption("--vm <ID>", "the VM using the function (required)")
+    .requiredOption("--from <CONFIG>", "source host: its `nvmig host` configuration file (path; required)")
+    .requiredOption("--to <CONFIG>", "destination host: its `nvmig host` configuration file (path; required)")
+    .requiredOption(
+      "--function <ID>",
+      "the controlled function to move: vf<N>, as the hosts name it (required)",
+    )
+    .requiredOption(
+      "--vm <CONTROL>",
+      "the VM using the function: its control socket, `nvmig vm --control` (path; required)",
+    )
+    .option(
+      "--dest-control <PATH>",
+      "control socket of the destination VMM this command starts (path; default: <destination socketDir>/<function>-vm.control)",
+    )
+    .option(
+      "--report <FILE>",
+      "also write the HTML report with its timeline chart here (path; default: none)",
+    )
     .addOption(
       new Option(
         "--path <PATH>",
@@ -203,8 +241,8 @@ export function buildProgram(state: RunState = { exitCode: 0 }, io: CliIo = proc
     .addOption(jsonOption("the migration report"))
     .addHelpText(
       "after",
-      "\nExample:\n  nvmig migrate --from unix:/run/nvmig/hostA.sock --to unix:/run/nvmig/hostB.sock \\\n" +
-        "    --function vf1 --vm vm1 --path out-of-band --max-downtime-ms 300 --json",
+      "\nExample:\n  nvmig migrate --from /etc/nvmig/host-a.json --to /etc/nvmig/host-b.json \\\n" +
+        "    --function vf1 --vm /run/nvmig/vm1.control --path out-of-band --max-downtime-ms 300 --json",
     )
     .action(async (opts) => {
       const { runMigrate } = await import("./migrate.ts");
@@ -217,6 +255,8 @@ export function buildProgram(state: RunState = { exitCode: 0 }, io: CliIo = proc
         maxDowntimeMs: opts.maxDowntimeMs,
         maxBandwidthBytesPerSecond: opts.maxBandwidth,
         json: opts.json,
+        ...(opts.destControl === undefined ? {} : { destControl: opts.destControl }),
+        ...(opts.report === undefined ? {} : { reportHtml: opts.report }),
       });
     });
 

@@ -64,6 +64,12 @@ export interface VmOptions {
   seed: number;
   /** Write verifiable patterns and check every read. Default true. */
   verify: boolean;
+  /** Control channel socket path. Default none. */
+  control?: string;
+  /** Wait for a migrated guest at HOST:PORT instead of booting one. Default none. */
+  incoming?: string;
+  /** LBAs the workload uses: [first, count]. Default [0, min(namespace size, 262144)]. */
+  lbaRange?: readonly [number, number];
 }
 export type RunVmProcess = (opts: VmOptions) => Promise<EntryExit>;
 
@@ -72,14 +78,18 @@ export type MigrationPath = (typeof MIGRATION_PATHS)[number];
 
 /** `nvmig migrate`. */
 export interface MigrateOptions {
-  /** Source host's control endpoint. Required. */
+  /** Source host: its `nvmig host` configuration file. Required. */
   from: string;
-  /** Destination host's control endpoint. Required. */
+  /** Destination host: its `nvmig host` configuration file. Required. */
   to: string;
   /** The controlled function to move, as the hosts name it. Required. */
   functionId: string;
-  /** The VM using the function. Required. */
+  /** The VM using the function: the path of its control socket (`nvmig vm --control`). Required. */
   vmId: string;
+  /** Control socket of the destination VMM started by the command. Default <dest socketDir>/<function>-vm.control. */
+  destControl?: string;
+  /** Also write the HTML report here. Default none. */
+  reportHtml?: string;
   /** In-band (VFIO v2 portal through the VMM) or out-of-band (gRPC agents). Default "in-band". */
   path: MigrationPath;
   /** Longest acceptable downtime, ms. Default 300; 1..600000. */

@@ -9,7 +9,6 @@ import { writeFileSync } from "node:fs";
 import type { MigrateOptions } from "../cli/types.ts";
 import { migrateBetweenHosts } from "./cross-process/between-hosts.ts";
 import { progressSink } from "./cross-process/progress.ts";
-import { MigrationError } from "./errors.ts";
 import { renderHtmlReport } from "./html-report.ts";
 import type { MigrationReport } from "./report.ts";
 
@@ -55,7 +54,7 @@ export async function runMigrateCommand(
     return r.result === "completed" ? 0 : 1;
   } catch (e) {
     sink?.stop();
-    const m = e instanceof MigrationError ? `${e.code}: ${e.message}` : (e as Error).message;
+    const m = (e as Error).message;
     err(`nvmig migrate: ${m}`);
     if (opts.json) out(JSON.stringify({ result: "failed", error: m }));
     return 1;

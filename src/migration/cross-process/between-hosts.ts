@@ -52,6 +52,8 @@ export interface BetweenHostsOptions {
   onPhase?: (phase: string) => void | Promise<void>;
   /** How long to wait for the destination VMM's control socket, ms. Default 30000. */
   startTimeoutMs?: number;
+  /** Test hook: called with the destination VMM's pid right after it was spawned. Default none. */
+  onDestinationStarted?: (pid: number) => void;
 }
 
 export interface BetweenHostsResult {
@@ -164,6 +166,7 @@ export async function migrateBetweenHosts(o: BetweenHostsOptions): Promise<Betwe
       exitedWhy = `code ${code} signal ${signal} (see ${destLog})`;
     });
     child.unref();
+    if (child.pid !== undefined) o.onDestinationStarted?.(child.pid);
     await waitForSocket(destControl, o.startTimeoutMs ?? 30_000, () => exitedWhy);
     const dst = await VmControlClient.connect(destControl);
     clients.push(dst);

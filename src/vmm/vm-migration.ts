@@ -206,10 +206,9 @@ export function createVmMigration(ctx: VmMigrationContext): VmMigration {
       const r = await ep
         .setState(MigState.RUNNING)
         .catch((e: unknown) => ({ ok: false as const, errno: -1, e }));
-      if (!r.ok) {
-        ctx.log("lease-resume-device-failed", JSON.stringify(r));
-        await ep.reset().catch(() => {});
-      }
+      // No reset as a fallback: it would drop the guest's outstanding commands. A function left in
+      // ERROR needs its reset from whoever manages the host; the event says so.
+      if (!r.ok) ctx.log("lease-resume-device-failed", JSON.stringify(r));
       await ep.dmaLoggingStop().catch(() => {});
       ctx.mem.stopDirtyLog();
       resume();

@@ -136,6 +136,8 @@ for (const storage of ["shared", "local"] as const) {
         source: { device: vmmDeviceEndpoint(sc), vm: vms.source },
         destination: { device: vmmDeviceEndpoint(dc), vm: vms.destination },
         maxDowntimeMs: 300,
+        // A write-heavy guest on a loaded machine may never converge; switch over after a few rounds.
+        maxIterations: 4,
         storage,
         onProgress: (e) => {
           if (process.env.NVMIG_TEST_TRACE) console.error(JSON.stringify(e).slice(0, 300));

@@ -39,6 +39,17 @@ export async function runMigrateCommand(
         ? {}
         : { maxBandwidthBytesPerSec: opts.maxBandwidthBytesPerSecond }),
       ...(opts.destControl === undefined ? {} : { destControl: opts.destControl }),
+      // Fault injection for kill -9 tests: stop (without exiting) once this phase is entered, so a
+      // test's kill lands in it. Unset in normal use.
+      ...(process.env.NVMIG_FAULT_STALL_AT_PHASE === undefined
+        ? {}
+        : {
+            onPhase: async (p: string) => {
+              if (p !== process.env.NVMIG_FAULT_STALL_AT_PHASE) return;
+              err(`nvmig migrate: stalled at ${p} (NVMIG_FAULT_STALL_AT_PHASE)`);
+              await new Promise(() => setInterval(() => {}, 1 << 30));
+            },
+          }),
       onProgress: (e) => {
         sink ??= progressSink({ tty, ramBytes: 0, write: err, label: opts.functionId });
         sink.onProgress(e);

@@ -67,6 +67,8 @@ export interface VmMigration {
   /** vCPUs run again (control `resume`, rollback). */
   resume(): void;
   onDisconnect(connection: number): void;
+  /** The incoming guest runs here now: the migration (and its lease) is over on this side. */
+  guestArrived(): void;
 }
 
 function bad(message: string): never {
@@ -75,6 +77,8 @@ function bad(message: string): never {
 
 export function createVmMigration(ctx: VmMigrationContext): VmMigration {
   let sender: RamSender | undefined;
+  /** Resolves true once the destination runs the guest, false if it refused (while a handover is on its way). */
+  let handoverInFlight: Promise<boolean> | undefined;
   /** The control connection that owns the migration in progress (the lease), if any. */
   let owner: number | undefined;
   const claim = (connection: number) => {
@@ -103,16 +107,22 @@ export function createVmMigration(ctx: VmMigrationContext): VmMigration {
     return g;
   };
 
+  const describeReply = () => ({
+    role: ctx.role(),
+    ramBytes: ctx.mem.sizeBytes,
+    pageBytes: GUEST_PAGE_BYTES,
+    paused: ctx.port.isPaused,
+    frozen: ctx.guest()?.driver.isFrozen ?? false,
+    incoming: ctx.incoming === undefined ? null : { host: ctx.incoming.host, port: ctx.incoming.port },
+    migrationInProgress: owner !== undefined,
+  });
+
   const commands: VmMigration["commands"] = {
-    describe: () => ({
-      role: ctx.role(),
-      ramBytes: ctx.mem.sizeBytes,
-      pageBytes: GUEST_PAGE_BYTES,
-      paused: ctx.port.isPaused,
-      frozen: ctx.guest()?.driver.isFrozen ?? false,
-      incoming: ctx.incoming === undefined ? null : { host: ctx.incoming.host, port: ctx.incoming.port },
-      migrationInProgress: owner !== undefined,
-    }),
+    describe: (_req, connection) => {
+      // An incoming VM's lease starts with its orchestrator's first look (it may die before any device request).
+      if (ctx.role() === "incoming") claim(connection);
+      return describeReply();
+    },
     dirtyPageCount: () => ({ count: ctx.mem.dirtyPageCount }),
     migrateConnect: async (req, connection) => {
       running();
@@ -163,11 +173,20 @@ export function createVmMigration(ctx: VmMigrationContext): VmMigration {
         workload: g.workload.saveState(),
         interrupts: ctx.port.saveInterruptState(),
       });
+      // While the guest state is on its way the lease rule waits for the answer (see onDisconnect):
+      // resuming here before the destination says no would run the guest on both sides.
+      const sent = sender.sendGuestState(state);
+      handoverInFlight = sent.then(
+        () => true,
+        () => false,
+      );
       try {
-        await sender.sendGuestState(state);
+        await sent;
       } catch (e) {
         // The destination did not start the guest: it stays here, frozen, for the orchestrator to resume.
         throw new VmControlRequestError("failed", (e as Error).message);
+      } finally {
+        handoverInFlight = undefined;
       }
       endMigration();
       g.workload.endMigratedAway();
@@ -191,6 +210,14 @@ export function createVmMigration(ctx: VmMigrationContext): VmMigration {
 
   const onDisconnect = (connection: number) => {
     if (owner !== connection) return;
+    const inFlight = handoverInFlight;
+    if (inFlight !== undefined) {
+      // The guest state is on its way: the destination's answer decides where the guest runs.
+      void inFlight.then((handedOver) => {
+        if (!handedOver && owner === connection) onDisconnect(connection);
+      });
+      return;
+    }
     owner = undefined;
     sender?.close();
     sender = undefined;
@@ -216,5 +243,5 @@ export function createVmMigration(ctx: VmMigrationContext): VmMigration {
     })();
   };
 
-  return { commands, pause, resume, onDisconnect };
+  return { commands, pause, resume, onDisconnect, guestArrived: endMigration };
 }

@@ -6,7 +6,7 @@
  * duplicate or missing completion, no I/O error).
  *
  *   runVmProcess
- *     memfd guest RAM ─ connect SOCKET ─ VERSION ─ VfioUserPort.attach ─ driver.init
+ *     memfd guest RAM ─ connect SOCKET ─ VERSION ─ DEVICE_RESET ─ VfioUserPort.attach ─ driver.init
  *     [--control PATH: vm-control.ts channel: pause / resume / stats / dirty log / readPages / retarget / stop]
  *     Workload.start → (ops | duration | SIGINT/SIGTERM | control "stop") → drain → verify (final read-back)
  *     driver.shutdown ─ port.detach ─ close ─ print
@@ -23,7 +23,7 @@ import { GuestNvmeDriver } from "./nvme-driver.ts";
 import type { VerifyReport } from "./verifier.ts";
 import { VfioUserPort, type VfioUserPortEvent } from "./vfio-user-port.ts";
 import { startVmControl, VmControlRequestError } from "./vm-control.ts";
-import { createVmMigration, type VmRole } from "./vm-migration.ts";
+import { createVmMigration, type VmMigration, type VmRole } from "./vm-migration.ts";
 import { Workload, type WorkloadStats } from "./workload.ts";
 
 const MiB = 1 << 20;
@@ -203,6 +203,19 @@ export async function runVmProcessDetailed(opts: VmProcessOptions): Promise<VmPr
     };
     let client = await connect(opts.attach);
     cleanups.push(() => client.close());
+    // As a VMM resets its devices at machine start (QEMU does, for an incoming VM too): whatever an
+    // earlier VMM left — a migration state, a half-received stream, a suspended controller — is gone.
+    try {
+      await client.reset();
+    } catch (e) {
+      throw new VmProcessError(
+        "connect-failed",
+        `DEVICE_RESET of ${opts.attach} failed: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
     const port = await VfioUserPort.attach(client, ram, { log: logPort });
     cleanups.push(() => port.detach());
 
@@ -215,6 +228,16 @@ export async function runVmProcessDetailed(opts: VmProcessOptions): Promise<VmPr
     const driverHooks = {};
 
     let incoming: RamReceiver | undefined;
+    let migrationRef: VmMigration | undefined;
+    let arriving = false;
+    let pendingDiscard: string | undefined;
+    const doDiscard = (reason: string) => {
+      if (role !== "incoming") return;
+      role = "discarded";
+      err(`nvmig vm: incoming migration discarded: ${reason}`);
+      void client.reset().catch(() => {});
+      endRun?.("discarded");
+    };
     let guestArrived: ((g: { driver: GuestNvmeDriver; workload: Workload }) => void) | undefined;
     const arrived = new Promise<{ driver: GuestNvmeDriver; workload: Workload }>((resolve) => {
       guestArrived = resolve;
@@ -228,22 +251,33 @@ export async function runVmProcessDetailed(opts: VmProcessOptions): Promise<VmPr
         log: (e, d) => err(`nvmig vm: ${e}${d === undefined ? "" : `: ${d}`}`),
         onGuestState: async (bytes) => {
           if (role !== "incoming") throw new Error(`the VM is ${role}`);
-          const st = decodeGuestState(bytes, mem.sizeBytes);
-          mem.loadAllocator(st.sections.memory);
-          await port.loadInterruptState(st.sections.interrupts);
-          let w: Workload | undefined;
-          const driver = GuestNvmeDriver.restore(
-            port,
-            mem,
-            st.sections.driver,
-            (token) => (status, dw0, cid) => w!.callbackFor(token)(status, dw0, cid),
-            driverHooks,
-          );
-          w = Workload.restore(driver, mem, st.sections.workload);
-          guest = { driver, workload: w };
-          role = "running";
-          driver.resumeAfterMigration();
-          guestArrived?.(guest);
+          // A discard arriving meanwhile (the orchestrator died) waits for the outcome: once the guest
+          // runs here the source has handed it over, so it must not be thrown away.
+          arriving = true;
+          try {
+            const st = decodeGuestState(bytes, mem.sizeBytes);
+            mem.loadAllocator(st.sections.memory);
+            await port.loadInterruptState(st.sections.interrupts);
+            let w: Workload | undefined;
+            const driver = GuestNvmeDriver.restore(
+              port,
+              mem,
+              st.sections.driver,
+              (token) => (status, dw0, cid) => w!.callbackFor(token)(status, dw0, cid),
+              driverHooks,
+            );
+            w = Workload.restore(driver, mem, st.sections.workload);
+            guest = { driver, workload: w };
+            role = "running";
+            driver.resumeAfterMigration();
+            migrationRef?.guestArrived();
+            guestArrived?.(guest);
+          } catch (e) {
+            if (pendingDiscard !== undefined) doDiscard(pendingDiscard);
+            throw e;
+          } finally {
+            arriving = false;
+          }
         },
       });
       const inc = incoming;
@@ -288,7 +322,7 @@ export async function runVmProcessDetailed(opts: VmProcessOptions): Promise<VmPr
     });
     const released = (timeoutMs: number) =>
       Promise.race([releasedSignal, new Promise<void>((r) => setTimeout(r, timeoutMs).unref())]);
-    const migration = createVmMigration({
+    const migration: VmMigration = createVmMigration({
       mem,
       port,
       client: () => client,
@@ -300,14 +334,12 @@ export async function runVmProcessDetailed(opts: VmProcessOptions): Promise<VmPr
         endRun?.("handed-over");
       },
       discard: (reason) => {
-        if (role !== "incoming") return;
-        role = "discarded";
-        err(`nvmig vm: incoming migration discarded: ${reason}`);
-        void client.reset().catch(() => {});
-        endRun?.("discarded");
+        if (arriving) pendingDiscard = reason;
+        else doDiscard(reason);
       },
       log: (e, d) => err(`nvmig vm: ${e}${d === undefined ? "" : `: ${d}`}`),
     });
+    migrationRef = migration;
 
     if (opts.control !== undefined) {
       const control = await startVmControl(

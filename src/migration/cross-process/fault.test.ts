@@ -249,10 +249,7 @@ const ORCHESTRATOR_PHASES = [
 ] as const;
 
 /** Known bug (see the report): before its first `device` request the destination VMM holds no lease. */
-const TODO: Partial<Record<string, string>> = {
-  setup:
-    "the destination VMM stays 'incoming' forever (no lease before its first device request) and keeps B's VF",
-};
+const TODO: Partial<Record<string, string>> = {};
 
 for (const phase of ORCHESTRATOR_PHASES) {
   const todo = TODO[phase];
@@ -284,17 +281,21 @@ for (const phase of ORCHESTRATOR_PHASES) {
         "--dest-control",
         destControl,
       ],
-      { stdio: ["ignore", "pipe", "pipe"] },
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NVMIG_FAULT_STALL_AT_PHASE: phase } },
     );
     started.add(orch.pid!);
     const seen: string[] = [];
+    const other: string[] = [];
     let buf = "";
     orch.stderr!.setEncoding("utf8").on("data", (d: string) => {
       buf += d;
       for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
-        if (!line.startsWith("{")) continue;
+        if (!line.startsWith("{")) {
+          other.push(line);
+          continue;
+        }
         const ev = JSON.parse(line) as { event?: string; phase?: string };
         if (ev.event !== "migration.phase" || ev.phase === undefined) continue;
         seen.push(ev.phase);
@@ -302,9 +303,13 @@ for (const phase of ORCHESTRATOR_PHASES) {
       }
     });
     orch.stdout!.resume();
-    const [code, signal] = (await once(orch, "exit")) as [number | null, string | null];
+    // "close", not "exit": every progress line it wrote has been read by then.
+    const [code, signal] = (await once(orch, "close")) as [number | null, string | null];
     for (const pid of pidsWith(destControl)) started.add(pid);
-    assert.ok(seen.includes(phase), `the orchestrator reached ${phase} (saw ${seen.join(", ")})`);
+    assert.ok(
+      seen.includes(phase),
+      `the orchestrator reached ${phase} (saw ${seen.join(", ")}; stderr: ${other.join(" | ")})`,
+    );
     assert.equal(signal, "SIGKILL", `killed at ${phase}, not exited by itself (code ${code})`);
 
     const s = await settle(src, destControl);
@@ -328,13 +333,7 @@ const DEST_PHASES = [
 ] as const;
 
 /** Known bugs (see the report). */
-const DEST_TODO: Partial<Record<string, string>> = {
-  setup: "after the rollback the source guest reports 16 missing completions (verified false)",
-  "device-stopped":
-    "B's VF is left unusable by the destination VMM killed in the previous case: the next migration rolls back in precopy with 'destination write: errno 22'",
-  "destination-running":
-    "B's VF is left unusable by the destination VMM killed in the previous case: the next migration rolls back in precopy with 'destination write: errno 22'",
-};
+const DEST_TODO: Partial<Record<string, string>> = {};
 
 for (const phase of DEST_PHASES) {
   const todo = DEST_TODO[phase];
@@ -423,7 +422,6 @@ test("kill -9 destination VMM at vcpus-running: the guest had moved there and is
 // ---- 3. a host daemon killed mid pre-copy (kill from `onPhase("precopy")`).
 test("kill -9 destination host mid pre-copy: rolled back, the source continues, verified, zero loss", {
   timeout: 90_000,
-  todo: "after the rollback the source guest reports 16 missing completions (verified false)",
 }, async (t) => {
   const destControl = join(dir, `vm${vmCount}-on-b.control`);
   let guest: Guest | undefined;

@@ -33,7 +33,8 @@ export interface VmHandle extends ProcessHandle {
 
 function spawnLogged(name: string, args: string[], log: string, stdoutFile?: string): ProcessHandle {
   const errFd = openSync(log, "a");
-  const outFd = stdoutFile === undefined ? errFd : openSync(stdoutFile, "a");
+  // stdout starts empty: a restarted process must not be taken as ready by its predecessor's line.
+  const outFd = stdoutFile === undefined ? errFd : openSync(stdoutFile, "w");
   const proc = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", outFd, errFd] });
   closeSync(errFd);
   if (outFd !== errFd) closeSync(outFd);

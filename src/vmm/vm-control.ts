@@ -28,7 +28,7 @@
  * fields are ignored; a client checks `protocol` from `hello` and treats `unknown-command` as "not
  * supported by this VM". Existing commands never change meaning.
  */
-import { chmodSync, rmSync } from "node:fs";
+import { chmodSync, renameSync, rmSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
 export const VM_CONTROL_PROTOCOL = 1;
@@ -243,15 +243,21 @@ export function startVmControl(
     });
   });
   server.unref();
-  rmSync(path, { force: true });
+  // Bound and listening under a temporary name, given its mode, then renamed into place: whoever sees
+  // `path` can connect at once (a bound Unix socket refuses connections until listen()), and it never
+  // exists with a wider mode.
+  const staging = `${path}.${process.pid}.tmp`;
+  rmSync(staging, { force: true });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(path, () => {
+    server.listen(staging, () => {
       server.off("error", reject);
       try {
-        chmodSync(path, options.socketMode ?? 0o600);
+        chmodSync(staging, options.socketMode ?? 0o600);
+        renameSync(staging, path);
       } catch (e) {
         server.close();
+        rmSync(staging, { force: true });
         reject(e);
         return;
       }
@@ -263,6 +269,7 @@ export function startVmControl(
           closed = true;
           closing = true;
           for (const s of sockets) s.destroy();
+          rmSync(path, { force: true });
           return new Promise<void>((done) => server.close(() => done()));
         },
       });

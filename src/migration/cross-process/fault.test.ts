@@ -308,7 +308,7 @@ for (const phase of ORCHESTRATOR_PHASES) {
     for (const pid of pidsWith(destControl)) started.add(pid);
     assert.ok(
       seen.includes(phase),
-      `the orchestrator reached ${phase} (saw ${seen.join(", ")}; stderr: ${other.join(" | ")})`,
+      `the orchestrator reached ${phase} (saw ${seen.join(", ")}; stderr: ${other.join(" | ")}; destination VMM log: ${existsSync(`${destControl}.log`) ? readFileSync(`${destControl}.log`, "utf8") : "none"})`,
     );
     assert.equal(signal, "SIGKILL", `killed at ${phase}, not exited by itself (code ${code})`);
 
@@ -419,48 +419,34 @@ test("kill -9 destination VMM at vcpus-running: the guest had moved there and is
   assert.equal(s.side, "none", s.why);
 });
 
-// ---- 3. a host daemon killed mid pre-copy (kill from `onPhase("precopy")`).
-test("kill -9 destination host mid pre-copy: rolled back, the source continues, verified, zero loss", {
-  timeout: 90_000,
-}, async (t) => {
-  const destControl = join(dir, `vm${vmCount}-on-b.control`);
-  let guest: Guest | undefined;
-  t.after(() => cleanupCase(guest, destControl));
-  const src = await startGuest(vf1(hostA));
-  guest = src;
-  const r = await migrateBetweenHosts({
-    from: hostA.config,
-    to: hostB.config,
-    functionId: "vf1",
-    vmControl: src.control,
-    path: "in-band",
-    destControl,
-    onDestinationStarted: (pid) => started.add(pid),
-    onPhase: async (p) => {
-      if (p !== "precopy") return;
-      hostB.kill9();
-      await hostB.exited;
-    },
-  });
-  assert.equal(r.report.result, "rolled-back", "the migration rolled back");
-  const s = await settle(src, destControl);
-  assert.equal(s.side, "source", s.why);
-  await assertSurvivorVerified(src, destControl, "source");
-  // Host B again for the next case (same configuration, same shared namespace file).
-  hostB = await startHost(dir, { name: "host-b", storage: "shared", namespaceBytes: 64 << 20 });
-  started.add(hostB.proc.pid!);
-});
+// ---- 3. a host daemon killed at each phase before the destination runs (kill from `onPhase`).
+/** Phases before the point of no return (the destination device running). */
+const PRE_SWITCHOVER_PHASES = [
+  "setup",
+  "destination-prepared",
+  "precopy",
+  "converged",
+  "vcpus-paused",
+  "device-stopped",
+  "device-data-sent",
+  "final-ram-sent",
+] as const;
 
-test("kill -9 source host mid pre-copy: the migration fails or rolls back, the destination never starts the guest", {
-  timeout: 90_000,
-}, async (t) => {
-  const destControl = join(dir, `vm${vmCount}-on-b.control`);
-  let guest: Guest | undefined;
-  t.after(() => cleanupCase(guest, destControl));
-  const src = await startGuest(vf1(hostA));
-  guest = src;
-  let outcome: string;
-  try {
+for (const phase of PRE_SWITCHOVER_PHASES)
+  test(`kill -9 destination host at ${phase}: rolled back, the source continues, verified, zero loss`, {
+    timeout: 90_000,
+  }, async (t) => {
+    const destControl = join(dir, `vm${vmCount}-on-b.control`);
+    let guest: Guest | undefined;
+    t.after(() => cleanupCase(guest, destControl));
+    // Host B again for the next case (same configuration, same shared namespace file).
+    t.after(async () => {
+      if (alive(hostB.proc.pid!)) return;
+      hostB = await startHost(dir, { name: "host-b", storage: "shared", namespaceBytes: 64 << 20 });
+      started.add(hostB.proc.pid!);
+    });
+    const src = await startGuest(vf1(hostA));
+    guest = src;
     const r = await migrateBetweenHosts({
       from: hostA.config,
       to: hostB.config,
@@ -470,31 +456,126 @@ test("kill -9 source host mid pre-copy: the migration fails or rolls back, the d
       destControl,
       onDestinationStarted: (pid) => started.add(pid),
       onPhase: async (p) => {
-        if (p !== "precopy") return;
-        hostA.kill9();
-        await hostA.exited;
+        if (p !== phase) return;
+        hostB.kill9();
+        await hostB.exited;
       },
     });
-    outcome = r.report.result;
-    assert.notEqual(r.report.result, "completed", "no migration without the source device");
-  } catch (e) {
-    outcome = `threw ${(e as Error).message}`;
-  }
-  // The destination VMM must not run the guest: it exits (discarded) and never reports running.
-  assert.ok(
-    await until(() => pidsWith(destControl).length === 0, 30_000),
-    `${outcome}: the destination VMM exited`,
-  );
-  const out = existsSync(`${destControl}.out`) ? readFileSync(`${destControl}.out`, "utf8") : "";
-  for (const line of out
-    .trim()
-    .split("\n")
-    .filter((l) => l.startsWith("{"))) {
-    const r = JSON.parse(line) as { outcome?: string; ops?: number };
-    assert.equal(r.outcome, "discarded", `the destination never ran the guest: ${line}`);
-    assert.equal(r.ops, 0);
-  }
-  // The source VM lost its device; whatever it does, it is not running a guest next to a destination.
-  const d = src.hasExited() ? undefined : await describe(src.control);
-  assert.ok(d === undefined || d.role !== "handed-over", `${outcome}: source ${JSON.stringify(d)}`);
-});
+    assert.equal(r.report.result, "rolled-back", "the migration rolled back");
+    const s = await settle(src, destControl);
+    assert.equal(s.side, "source", s.why);
+    await assertSurvivorVerified(src, destControl, "source");
+  });
+
+for (const phase of PRE_SWITCHOVER_PHASES)
+  test(`kill -9 source host at ${phase}: the guest runs on one side at most, never two; zero loss where it runs`, {
+    timeout: 90_000,
+  }, async (t) => {
+    const destControl = join(dir, `vm${vmCount}-on-b.control`);
+    let guest: Guest | undefined;
+    t.after(() => cleanupCase(guest, destControl));
+    // Host A again for the next case, whatever happened in this one.
+    t.after(async () => {
+      if (alive(hostA.proc.pid!)) return;
+      hostA = await startHost(dir, { name: "host-a", storage: "shared", namespaceBytes: 64 << 20 });
+      started.add(hostA.proc.pid!);
+    });
+    const src = await startGuest(vf1(hostA));
+    guest = src;
+    let outcome: string;
+    try {
+      const r = await migrateBetweenHosts({
+        from: hostA.config,
+        to: hostB.config,
+        functionId: "vf1",
+        vmControl: src.control,
+        path: "in-band",
+        destControl,
+        onDestinationStarted: (pid) => started.add(pid),
+        onPhase: async (p) => {
+          if (p !== phase) return;
+          hostA.kill9();
+          await hostA.exited;
+        },
+      });
+      outcome = r.report.result;
+    } catch (e) {
+      outcome = `threw ${(e as Error).message}`;
+    }
+    if (outcome === "completed") {
+      // Everything had moved before the source host died (device state, final RAM): the destination
+      // runs the guest, alone, and nothing was lost.
+      assert.ok(
+        phase === "final-ram-sent" || phase === "device-data-sent",
+        `completed after losing the source at ${phase}`,
+      );
+      const s = await settle(src, destControl);
+      assert.equal(s.side, "destination", s.why);
+      await assertSurvivorVerified(src, destControl, "destination");
+      return;
+    }
+    // The destination VMM must not run the guest: it exits (discarded) and never reports running.
+    assert.ok(
+      await until(() => pidsWith(destControl).length === 0, 30_000),
+      `${outcome}: the destination VMM exited`,
+    );
+    const out = existsSync(`${destControl}.out`) ? readFileSync(`${destControl}.out`, "utf8") : "";
+    for (const line of out
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("{"))) {
+      const r = JSON.parse(line) as { outcome?: string; ops?: number };
+      assert.equal(r.outcome, "discarded", `the destination never ran the guest: ${line}`);
+      assert.equal(r.ops, 0);
+    }
+    // The source VM lost its device; whatever it does, it is not running a guest next to a destination.
+    const d = src.hasExited() ? undefined : await describe(src.control);
+    assert.ok(d === undefined || d.role !== "handed-over", `${outcome}: source ${JSON.stringify(d)}`);
+  });
+
+// ---- 4. the source VMM (the guest itself) killed at each phase before the handover: the guest is
+// lost with it; the destination must not start anything and gives its function back.
+for (const phase of PRE_SWITCHOVER_PHASES)
+  test(`kill -9 source VMM at ${phase}: the destination never starts the guest and exits`, {
+    timeout: 90_000,
+  }, async (t) => {
+    const destControl = join(dir, `vm${vmCount}-on-b.control`);
+    let guest: Guest | undefined;
+    t.after(() => cleanupCase(guest, destControl));
+    const src = await startGuest(vf1(hostA));
+    guest = src;
+    let outcome: string;
+    try {
+      const r = await migrateBetweenHosts({
+        from: hostA.config,
+        to: hostB.config,
+        functionId: "vf1",
+        vmControl: src.control,
+        path: "in-band",
+        destControl,
+        onDestinationStarted: (pid) => started.add(pid),
+        onPhase: async (p) => {
+          if (p !== phase) return;
+          killPid(src.pid);
+          await until(src.hasExited, 10_000);
+        },
+      });
+      outcome = r.report.result;
+      assert.notEqual(r.report.result, "completed", "no migration without the source VMM");
+    } catch (e) {
+      outcome = `threw ${(e as Error).message}`;
+    }
+    assert.ok(
+      await until(() => pidsWith(destControl).length === 0, 30_000),
+      `${outcome}: the destination VMM exited`,
+    );
+    const out = existsSync(`${destControl}.out`) ? readFileSync(`${destControl}.out`, "utf8") : "";
+    for (const line of out
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("{"))) {
+      const r = JSON.parse(line) as { outcome?: string; ops?: number };
+      assert.equal(r.outcome, "discarded", `the destination never ran the guest: ${line}`);
+    }
+    // Both functions are usable again: the next case starts a VM on A and migrates to B.
+  });

@@ -5,13 +5,10 @@
  * TP4159 migration of the child's VF to another VF with `retarget` over the channel.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import type { VmOptions } from "../cli/types.ts";
 import type { NvmeFunction } from "../controller/nvme-function.ts";
 import { Tp4159Commands } from "../host/agent/tp4159-commands.ts";
@@ -19,8 +16,9 @@ import { HostNode } from "../host/host-node.ts";
 import { exportNvmeFunction, type FunctionExport } from "../host/vfio-user-export.ts";
 import { SuspendType } from "../nvme/migration-commands.ts";
 import { createMemoryBlockStore } from "../storage/memory-block-store.ts";
+import { lastVmResult, spawnVmChild } from "./fixtures/spawn-vm.ts";
 import { VmControlClient } from "./vm-control.ts";
-import { runVmProcess, type VmProcessOptions, type VmProcessResult } from "./vm-process.ts";
+import { runVmProcess, type VmProcessOptions } from "./vm-process.ts";
 
 // The CLI hands its parsed options straight to runVmProcess.
 const _cliOptionsFit = (o: VmOptions): VmProcessOptions => o;
@@ -45,37 +43,6 @@ function serve(fn: NvmeFunction, name: string): FunctionExport {
   return exportNvmeFunction(fn, { path: join(dir, name), label: name });
 }
 
-interface Child {
-  proc: ChildProcess;
-  stdout(): string;
-  exited: Promise<[number | null, NodeJS.Signals | null]>;
-}
-
-function spawnVm(opts: VmProcessOptions): Child {
-  const script = fileURLToPath(new URL("./fixtures/vm-child.ts", import.meta.url));
-  const proc = spawn(process.execPath, ["--import", "tsx", script, JSON.stringify(opts)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
-    out += d;
-  });
-  proc.stderr!.setEncoding("utf8").on("data", (d: string) => {
-    err += d;
-  });
-  const exited = once(proc, "exit").then(([code, signal]) => {
-    if (code !== 0) console.error(`vm child stderr:\n${err}`);
-    return [code, signal] as [number | null, NodeJS.Signals | null];
-  });
-  return { proc, stdout: () => out, exited };
-}
-
-function lastJson(text: string): VmProcessResult {
-  const lines = text.trim().split("\n");
-  return JSON.parse(lines.at(-1)!) as VmProcessResult;
-}
-
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const start = Date.now();
   while (!cond()) {
@@ -89,7 +56,7 @@ describe("nvmig vm as a separate process", () => {
     timeout: 30_000,
   }, async () => {
     const served = serve(await host.bringUpVf(1, 2), "vf1.sock");
-    const child = spawnVm({
+    const child = spawnVmChild({
       attach: served.path,
       json: true,
       memoryMib: 16,
@@ -105,7 +72,7 @@ describe("nvmig vm as a separate process", () => {
     try {
       const [code] = await child.exited;
       assert.equal(code, 0);
-      const r = lastJson(child.stdout());
+      const r = lastVmResult(child.stdout());
       assert.equal(r.verified, true, JSON.stringify(r.failures));
       assert.ok(r.ops >= 3000);
       assert.equal(r.lostWrites + r.badReads + r.duplicateCompletions + r.missingCompletions, 0);
@@ -127,7 +94,7 @@ describe("nvmig vm as a separate process", () => {
     const src = serve(srcFn, "vf2.sock");
     const dst = serve(dstFn, "vf3.sock");
     const controlPath = join(dir, "vm2.control");
-    const child = spawnVm({
+    const child = spawnVmChild({
       attach: src.path,
       json: true,
       memoryMib: 16,
@@ -190,7 +157,7 @@ describe("nvmig vm as a separate process", () => {
 
       assert.equal((await control.request("stop")).ok, true);
       const [code] = await child.exited;
-      const r = lastJson(child.stdout());
+      const r = lastVmResult(child.stdout());
       assert.equal(r.verified, true, JSON.stringify(r));
       assert.equal(code, 0);
       assert.ok(r.ops > frozen);

@@ -7,18 +7,15 @@
  * and the destination VMM then verifies the whole run: zero loss.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { HostNode } from "../../host/host-node.ts";
 import { createVfPortal, exportNvmeFunction, type FunctionExport } from "../../host/vfio-user-export.ts";
 import { createMemoryBlockStore } from "../../storage/memory-block-store.ts";
+import { lastVmResult, spawnVmChild } from "../../vmm/fixtures/spawn-vm.ts";
 import { VmControlClient } from "../../vmm/vm-control.ts";
-import type { VmProcessOptions, VmProcessResult } from "../../vmm/vm-process.ts";
 import { migrate } from "../orchestrator.ts";
 import { controlCall, remoteVmPair, vmmDeviceEndpoint } from "./vm-endpoints.ts";
 
@@ -60,33 +57,6 @@ async function host(
   return path;
 }
 
-interface Child {
-  proc: ChildProcess;
-  stdout(): string;
-  exited: Promise<number | null>;
-}
-
-function spawnVm(opts: VmProcessOptions): Child {
-  const script = fileURLToPath(new URL("../../vmm/fixtures/vm-child.ts", import.meta.url));
-  const proc = spawn(process.execPath, ["--import", "tsx", script, JSON.stringify(opts)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  proc.stdout!.setEncoding("utf8").on("data", (d: string) => {
-    out += d;
-  });
-  proc.stderr!.setEncoding("utf8").on("data", (d: string) => {
-    err += d;
-    if (process.env.NVMIG_TEST_TRACE) process.stderr.write(d);
-  });
-  const exited = once(proc, "exit").then(([code]) => {
-    if (code !== 0) console.error(`vm child stderr:\n${err}`);
-    return code as number | null;
-  });
-  return { proc, stdout: () => out, exited };
-}
-
 async function connectControl(path: string): Promise<VmControlClient> {
   const end = Date.now() + 20_000;
   while (!existsSync(path)) {
@@ -95,8 +65,6 @@ async function connectControl(path: string): Promise<VmControlClient> {
   }
   return VmControlClient.connect(path);
 }
-
-const lastJson = (text: string) => JSON.parse(text.trim().split("\n").at(-1)!) as VmProcessResult;
 
 for (const storage of ["shared", "local"] as const) {
   test(`in-band migration between two VMM processes, RAM over TCP, ${storage} storage: zero loss`, {
@@ -107,7 +75,7 @@ for (const storage of ["shared", "local"] as const) {
     const b = await host(`b-${storage}`, storage, storage === "shared" ? shared : undefined);
     const srcControl = join(dir, `src-${storage}.control`);
     const dstControl = join(dir, `dst-${storage}.control`);
-    const src = spawnVm({
+    const src = spawnVmChild({
       attach: a,
       json: true,
       memoryMib: 8,
@@ -118,7 +86,7 @@ for (const storage of ["shared", "local"] as const) {
       seed: 11,
       control: srcControl,
     });
-    const dst = spawnVm({
+    const dst = spawnVmChild({
       attach: b,
       json: true,
       memoryMib: 8,
@@ -148,9 +116,9 @@ for (const storage of ["shared", "local"] as const) {
       assert.ok(report.stateBytes > 0);
       assert.equal(report.warnings, undefined, JSON.stringify(report.warnings));
       await controlCall(sc, "release");
-      const [srcCode] = await Promise.all([src.exited]);
+      const [[srcCode]] = await Promise.all([src.exited]);
       assert.equal(srcCode, 0);
-      assert.equal(lastJson(src.stdout()).outcome, "handed-over");
+      assert.equal(lastVmResult(src.stdout()).outcome, "handed-over");
       const described = await controlCall(dc, "describe");
       assert.equal(described.role, "running", "the guest runs in the destination VMM");
       const before = ((await controlCall(dc, "stats")).stats as { workload: { ops: number } }).workload.ops;
@@ -158,8 +126,8 @@ for (const storage of ["shared", "local"] as const) {
       const afterOps = ((await controlCall(dc, "stats")).stats as { workload: { ops: number } }).workload.ops;
       assert.ok(afterOps > before, "the workload continues on host B");
       await controlCall(dc, "stop");
-      assert.equal(await dst.exited, 0);
-      const r = lastJson(dst.stdout());
+      assert.equal((await dst.exited)[0], 0);
+      const r = lastVmResult(dst.stdout());
       assert.equal(r.verified, true, JSON.stringify(r));
       assert.equal(r.lostWrites, 0);
       assert.equal(r.badReads, 0);

@@ -95,6 +95,7 @@ const commandOptions: Record<string, string[]> = {
     "--vm",
     "--dest-control",
     "--report",
+    "--lease-ms",
     "--path",
     "--max-downtime-ms",
     "--max-bandwidth",

@@ -220,6 +220,12 @@ export function buildProgram(state: RunState = { exitCode: 0 }, io: CliIo = proc
     )
     .addOption(
       new Option(
+        "--lease-ms <N>",
+        "out of band: the agents' lease; if this command dies the source resumes this long after (ms, 1000..600000; default: 10000)",
+      ).argParser(integer(1000, 600_000)),
+    )
+    .addOption(
+      new Option(
         "--path <PATH>",
         "in-band: through the VMM's VFIO v2 portal; out-of-band: through the hosts' gRPC agents",
       )
@@ -257,6 +263,7 @@ export function buildProgram(state: RunState = { exitCode: 0 }, io: CliIo = proc
         json: opts.json,
         ...(opts.destControl === undefined ? {} : { destControl: opts.destControl }),
         ...(opts.report === undefined ? {} : { reportHtml: opts.report }),
+        ...(opts.leaseMs === undefined ? {} : { leaseMs: opts.leaseMs }),
       });
     });
 

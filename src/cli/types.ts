@@ -90,6 +90,8 @@ export interface MigrateOptions {
   destControl?: string;
   /** Also write the HTML report here. Default none. */
   reportHtml?: string;
+  /** Out of band: the agents' lease on each function, ms. Default 10000; 1000..600000. */
+  leaseMs?: number;
   /** In-band (VFIO v2 portal through the VMM) or out-of-band (gRPC agents). Default "in-band". */
   path: MigrationPath;
   /** Longest acceptable downtime, ms. Default 300; 1..600000. */

@@ -19,10 +19,7 @@ export interface MigrateCommandIo {
   tty?: boolean;
 }
 
-export async function runMigrateCommand(
-  opts: MigrateOptions & { destControl?: string; reportHtml?: string },
-  io: MigrateCommandIo = {},
-): Promise<number> {
+export async function runMigrateCommand(opts: MigrateOptions, io: MigrateCommandIo = {}): Promise<number> {
   const out = io.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const err = io.err ?? ((l: string) => process.stderr.write(`${l}\n`));
   const tty = io.tty ?? (process.stderr.isTTY === true && !opts.json);
@@ -39,6 +36,7 @@ export async function runMigrateCommand(
         ? {}
         : { maxBandwidthBytesPerSec: opts.maxBandwidthBytesPerSecond }),
       ...(opts.destControl === undefined ? {} : { destControl: opts.destControl }),
+      ...(opts.leaseMs === undefined ? {} : { leaseMs: opts.leaseMs }),
       // Fault injection for kill -9 tests: stop (without exiting) once this phase is entered, so a
       // test's kill lands in it. Unset in normal use.
       ...(process.env.NVMIG_FAULT_STALL_AT_PHASE === undefined

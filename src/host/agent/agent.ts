@@ -459,11 +459,8 @@ export class HostAgent implements ControlBackend {
   // ------------------------------------------------------------------ reset
 
   /** Ends logging and tracking, then Function Level Reset through the VF's config space. */
-  async #reset(e: SecondaryControllerEntry): Promise<FunctionState> {
-    const fn = this.#function(e);
-    if (fn === undefined) {
-      throw new ControlError("failed-precondition", `VF ${e.vfn} (CNTLID ${e.scid}) is not enabled`);
-    }
+  /** Stops user-data logging and host-memory dirty tracking of `e` (whoever started them is gone). */
+  async #stopLogging(e: SecondaryControllerEntry): Promise<void> {
     await this.#logs
       .get(e.scid)
       ?.stop()
@@ -471,6 +468,14 @@ export class HostAgent implements ControlBackend {
     const t = this.#tracking.get(e.scid);
     this.#tracking.delete(e.scid);
     await t?.stop().catch(() => {});
+  }
+
+  async #reset(e: SecondaryControllerEntry): Promise<FunctionState> {
+    const fn = this.#function(e);
+    if (fn === undefined) {
+      throw new ControlError("failed-precondition", `VF ${e.vfn} (CNTLID ${e.scid}) is not enabled`);
+    }
+    await this.#stopLogging(e);
     await this.#during(e, "resetting", async () => {
       if (!initiateFunctionLevelReset(fn)) fn.reset();
     });
@@ -511,16 +516,19 @@ export class HostAgent implements ControlBackend {
       leaseId: lease.leaseId,
       holder: lease.holder,
     });
-    if (action === undefined || this.#closed) return;
+    if (this.#closed) return;
     const e = this.#secondaries.get(lease.cntlid);
     if (e === undefined) return;
     void this.#serial
       .run(lease.cntlid, async () => {
         if (this.#closed) return;
+        // The holder is gone: nobody reads its logs any more, and a later migration must be able to
+        // start its own.
+        if (action !== "reset") await this.#stopLogging(e);
+        if (action === undefined) return;
         if (action === "reset") await this.#reset(e);
-        else if (this.#stateOf(e) === "suspended") {
+        else if (this.#stateOf(e) === "suspended")
           await this.#during(e, "resuming", () => this.#commands.resume(e.scid));
-        }
         this.#logger.info(
           { event: `agent.lease-expiry-${action}`, cntlid: e.scid, state: this.#refresh(e) },
           action === "reset"

@@ -41,6 +41,12 @@ export interface BetweenHostsOptions {
   maxDowntimeMs?: number;
   /** Bandwidth cap for pre-copy, bytes/s. Default unlimited. */
   maxBandwidthBytesPerSec?: number;
+  /**
+   * Out of band: the agents' lease on each function, ms — if this command dies, the source function
+   * resumes (and a restored destination is reset) this long after the last renewal. Default 10000,
+   * range 1000..600000.
+   */
+  leaseMs?: number;
   /** Control socket of the destination VMM. Default `<destination socketDir>/<function>-vm.control`. */
   destControl?: string;
   /** Where the destination VMM's stderr goes (its log). Default `<destControl>.log`. */
@@ -186,7 +192,12 @@ export async function migrateBetweenHosts(o: BetweenHostsOptions): Promise<Betwe
         lbaBytes: n.lbaBytes,
         lbaCount: n.sizeBytes / n.lbaBytes,
       }));
-      const common = { storage: from.storage, namespaces, cntlid: vfn } as const;
+      const common = {
+        storage: from.storage,
+        namespaces,
+        cntlid: vfn,
+        ...(o.leaseMs === undefined ? {} : { leaseMs: o.leaseMs }),
+      } as const;
       srcDevice = portalEndpoint(
         agentPortal({ ...common, client: srcAgent, label: `${from.name}/${o.functionId}` }),
       );

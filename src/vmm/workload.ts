@@ -183,6 +183,8 @@ export class Workload {
   private duplicatesAtStart = 0;
   private restoredDurationLeftMs: number | null = null;
   private migratedAway = false;
+  /** "ctx:<index>" of each context's completion callback (the saved guest names commands so). */
+  private readonly tokenByCallback = new Map<CompletionCallback, string>();
   private get firstQid(): number {
     return this.options.firstQid ?? 1;
   }
@@ -318,6 +320,7 @@ export class Workload {
           onComplete: () => {},
         };
         ctx.onComplete = (status) => this.completed(ctx, status);
+        this.tokenByCallback.set(ctx.onComplete, `ctx:${ctx.index}`);
         this.contexts.push(ctx);
       }
     }
@@ -405,10 +408,7 @@ export class Workload {
   }
 
   /** Token of an outstanding command's callback (for `GuestNvmeDriver.saveState`), or undefined. */
-  readonly ioTokenOf = (cb: CompletionCallback): string | undefined => {
-    for (const c of this.contexts) if (c.onComplete === cb) return `ctx:${c.index}`;
-    return undefined;
-  };
+  readonly ioTokenOf = (cb: CompletionCallback): string | undefined => this.tokenByCallback.get(cb);
 
   /** The callback a "ctx:<index>" token stands for. @throws WorkloadError for an unknown token. */
   callbackFor(token: string): CompletionCallback {

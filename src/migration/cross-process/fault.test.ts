@@ -357,14 +357,9 @@ const DEST_PHASES = [
   "destination-running",
 ] as const;
 
-/** Known bugs (see the report). */
-const DEST_TODO: Partial<Record<string, string>> = {};
-
 for (const phase of DEST_PHASES) {
-  const todo = DEST_TODO[phase];
   test(`kill -9 destination VMM at ${phase}: rolled back, the source continues, verified, zero loss`, {
     timeout: 90_000,
-    ...(todo === undefined ? {} : { todo }),
   }, async (t) => {
     const destControl = join(dir, `vm${vmCount}-on-b.control`);
     let guest: Guest | undefined;

@@ -14,10 +14,7 @@ import {
 } from "../../nvme/controller-data-queue.ts";
 import { encodeSetControllerDataQueue } from "../../nvme/features.ts";
 import { AdminOpcode } from "../../nvme/opcodes.ts";
-import { Status, statusName } from "../../nvme/status.ts";
-
-/** SCT and SC of a Status Field (without More / DNR / CRD). */
-const STATUS_FIELD_CODE_MASK = 0x7ff;
+import { Status, statusCode, statusCodeType, statusName } from "../../nvme/status.ts";
 
 import { encodeTrackSend } from "../../nvme/track-commands.ts";
 import type { LbaChangeLog } from "../../storage/lba-change-log.ts";
@@ -120,7 +117,11 @@ export class UdmqReader {
       });
       // Suspended meanwhile (the stop-copy drain): nothing can change any more and the whole
       // namespaces are already marked, so the log simply stays ended.
-      if ((r.status & STATUS_FIELD_CODE_MASK) === (Status.ControllerSuspended & STATUS_FIELD_CODE_MASK))
+      const suspended = Status.ControllerSuspended;
+      if (
+        statusCodeType(r.status) === statusCodeType(suspended) &&
+        statusCode(r.status) === statusCode(suspended)
+      )
         return n;
       if (r.status !== 0) throw new UdmqError(`restart logging: ${statusName(r.status)}`, r.status);
       this.ended = false;
